@@ -1,0 +1,69 @@
+"""flask-tenants: schema-per-tenant multi-tenancy for Flask and Quart on PostgreSQL."""
+
+from __future__ import annotations
+
+from .context import current_tenant, tenant_context
+from .exceptions import (
+    ConfigurationError,
+    DomainError,
+    FlaskTenantsError,
+    InvalidTenantNameError,
+    SchemaCreationError,
+    SchemaDropError,
+    SchemaRenameError,
+    TableCreationError,
+    TenantActivationError,
+    TenantContextError,
+    TenantExistsError,
+    TenantIsolationError,
+    TenantNotFoundError,
+    TenantSchemaMissingError,
+)
+from .extension import FlaskTenants, MultiTenancyMiddleware, create_tenancy, init_app
+from .models import (
+    TENANT_SPECIFIC,
+    BaseDomain,
+    BaseTenant,
+    BaseTenantModel,
+    DomainMixin,
+    TenantMixin,
+    TenantModelMixin,
+    db,
+)
+from .naming import validate_tenant_name
+from .utils import with_db
+
+__version__ = "1.0.0.dev0"
+
+__all__ = [
+    "FlaskTenants",
+    "MultiTenancyMiddleware",
+    "create_tenancy",
+    "init_app",
+    "db",
+    "BaseTenant",
+    "BaseDomain",
+    "BaseTenantModel",
+    "TenantMixin",
+    "DomainMixin",
+    "TenantModelMixin",
+    "TENANT_SPECIFIC",
+    "with_db",
+    "tenant_context",
+    "current_tenant",
+    "validate_tenant_name",
+    "FlaskTenantsError",
+    "ConfigurationError",
+    "DomainError",
+    "InvalidTenantNameError",
+    "TenantNotFoundError",
+    "TenantActivationError",
+    "TenantSchemaMissingError",
+    "TenantIsolationError",
+    "TenantContextError",
+    "TenantExistsError",
+    "SchemaCreationError",
+    "TableCreationError",
+    "SchemaRenameError",
+    "SchemaDropError",
+]

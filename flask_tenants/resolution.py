@@ -1,0 +1,192 @@
+"""Request host -> tenant: pure classification, one lookup query, and the in-process cache.
+
+Both doors use the same :class:`Resolver`; only the execution of :meth:`Resolver.lookup_query`
+differs (``conn.execute`` vs ``await conn.execute``).
+
+Rules, in order:
+
+1. A host that is not a valid DNS name (bad characters, too long, a port that is not a number)
+   is rejected: :class:`~flask_tenants.exceptions.TenantNotFoundError` (404).
+2. Public hosts use the public schema: bare IP addresses, names without a dot (``localhost``),
+   names whose first label is in ``non_tenant_subdomains`` and the configured public domains.
+3. Any other host is looked up in the Domain table; failing that (``TENANTS_SUBDOMAIN_FALLBACK``)
+   the first label is taken as a tenant name when the host has at least three labels (or two
+   ending in ``localhost``) and the label is a valid tenant name. A host that names no existing
+   tenant is a 404; a deactivated tenant a 403.
+
+Results, misses included, are cached for ``TENANTS_CACHE_TTL`` seconds; a change committed
+through this process clears the cache at once, other processes see it within the TTL.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, literal, select, union_all
+
+from .config import TenancySettings
+from .exceptions import TenantActivationError, TenantNotFoundError
+from .naming import is_ip_address, is_valid_tenant_name, normalize_host
+
+__all__ = ["Resolution", "Resolver", "invalidate_all", "PUBLIC_RESOLUTION"]
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a host resolved to: a tenant name, or None for the public schema."""
+
+    tenant: str | None
+    deactivated: bool = False
+    host: str | None = None
+
+    @property
+    def is_public(self) -> bool:
+        return self.tenant is None
+
+
+PUBLIC_RESOLUTION = Resolution(None)
+_resolvers: weakref.WeakSet[Resolver] = weakref.WeakSet()
+
+
+def invalidate_all() -> None:
+    """Forget every cached resolution in this process (after tenants or domains changed)."""
+    for r in list(_resolvers):
+        r.invalidate()
+
+
+class Resolver:
+    """Maps hosts to tenants for one tenancy (its models and settings)."""
+
+    def __init__(self, settings: TenancySettings, tenant_model: Any, domain_model: Any) -> None:
+        self.settings = settings
+        self.tenant_table = tenant_model.__table__
+        self.domain_table = domain_model.__table__ if domain_model is not None else None
+        self.has_deactivated = "deactivated" in self.tenant_table.c
+        self._cache: dict[str, tuple[float, Resolution]] = {}
+        self._lock = threading.Lock()
+        _resolvers.add(self)
+
+    # -- pure part ------------------------------------------------------------------------
+    def classify(self, raw_host: str | None) -> tuple[str, str | None]:
+        """('public'|'lookup'|'invalid', normalized host) without touching the database."""
+        if raw_host:
+            bare = raw_host.strip().rsplit(":", 1)[0] if not raw_host.startswith("[") else raw_host
+            if is_ip_address(bare.strip("[]")) or raw_host.startswith("["):
+                return "public", None
+        host = normalize_host(raw_host)
+        if host is None:
+            return "invalid", None
+        if "." not in host or host in self.settings.public_domains:
+            return "public", host
+        if host.split(".", 1)[0] in self.settings.non_tenant_subdomains:
+            return "public", host
+        return "lookup", host
+
+    def fallback_name(self, host: str) -> str | None:
+        """The tenant name the first label of ``host`` would give, if the fallback applies."""
+        if not self.settings.subdomain_fallback:
+            return None
+        labels = host.split(".")
+        if len(labels) < 3 and not (len(labels) == 2 and labels[1] == "localhost"):
+            return None
+        label = labels[0]
+        return label if is_valid_tenant_name(label, self.settings.shared_schemas) else None
+
+    def lookup_query(self, host: str) -> Select[Any]:
+        """One statement finding the tenant of ``host`` (domain first, then the fallback)."""
+        t = self.tenant_table
+        deactivated = t.c.deactivated if self.has_deactivated else literal(False)
+        parts = []
+        if self.domain_table is not None:
+            d = self.domain_table
+            parts.append(
+                select(t.c.name, deactivated.label("deactivated"), literal(0).label("prio"))
+                .select_from(t.join(d, d.c.tenant_name == t.c.name))
+                .where(d.c.domain_name == host)
+            )
+        label = self.fallback_name(host)
+        if label is not None:
+            parts.append(
+                select(t.c.name, deactivated.label("deactivated"), literal(1).label("prio")).where(
+                    t.c.name == label
+                )
+            )
+        if not parts:
+            return select(literal(None).label("name")).where(literal(False))
+        if len(parts) == 1:
+            return parts[0].limit(1)
+        u = union_all(*parts).subquery()
+        return select(u.c.name, u.c.deactivated).order_by(u.c.prio).limit(1)
+
+    def interpret(self, host: str, row: Any | None) -> Resolution:
+        if row is None or row[0] is None:
+            return Resolution(None, host=host)  # a miss: no tenant at this host
+        return Resolution(row[0], bool(row[1]), host)
+
+    # -- cache ----------------------------------------------------------------------------
+    def cached(self, host: str) -> Resolution | None:
+        hit = self._cache.get(host)
+        if hit is None:
+            return None
+        expires, res = hit
+        if expires < time.monotonic():
+            return None
+        return res
+
+    def store(self, host: str, res: Resolution) -> None:
+        with self._lock:
+            if len(self._cache) >= self.settings.cache_size:
+                # drop the oldest tenth: random hosts from an attacker cannot grow memory
+                for key in list(self._cache)[: max(1, self.settings.cache_size // 10)]:
+                    self._cache.pop(key, None)
+            self._cache[host] = (time.monotonic() + self.settings.cache_ttl, res)
+
+    def invalidate(self, host: str | None = None) -> None:
+        with self._lock:
+            if host is None:
+                self._cache.clear()
+            else:
+                self._cache.pop(host, None)
+
+    def begin(self, raw_host: str | None) -> tuple[Resolution | None, str | None]:
+        """First half of a resolution, without I/O: a final answer, or the host to look up.
+
+        Returns ``(resolution, None)`` when no query is needed (public host, cache hit) and
+        ``(None, host)`` when the caller must run :meth:`lookup_query` and call :meth:`finish`.
+        Raises TenantNotFoundError for a malformed host.
+        """
+        kind, host = self.classify(raw_host)
+        if kind == "public":
+            return PUBLIC_RESOLUTION, None
+        if kind == "invalid" or host is None:
+            raise TenantNotFoundError(
+                host=raw_host, message=f"No tenant is served at host {raw_host!r}."
+            )
+        res = self.cached(host)
+        if res is not None:
+            return self.check(res, raw_host), None
+        return None, host
+
+    def finish(self, host: str, row: Any | None, raw_host: str | None) -> Resolution:
+        """Second half: interpret the lookup row, cache it, raise 404/403 as needed."""
+        res = self.interpret(host, row)
+        self.store(host, res)
+        return self.check(res, raw_host)
+
+    # -- verdict --------------------------------------------------------------------------
+    @staticmethod
+    def check(res: Resolution, raw_host: str | None) -> Resolution:
+        """Raise the HTTP-aware error for a miss or a deactivated tenant; return ``res``."""
+        if res.tenant is None and res.host is not None:
+            raise TenantNotFoundError(
+                host=raw_host, message=f"No tenant is served at host {raw_host!r}."
+            )
+        if res.deactivated:
+            raise TenantActivationError(
+                tenant=res.tenant, host=raw_host, message="The requested tenant is deactivated."
+            )
+        return res

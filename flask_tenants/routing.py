@@ -1,0 +1,85 @@
+"""Tenant routes without the tenant URL prefix on tenant hosts (the WSGI half of the Flask door).
+
+Tenant blueprints are registered under ``tenant_url_prefix`` (``/_tenant``). On a host that may be
+a tenant's, a request for ``/tanks`` is routed to ``/_tenant/tanks`` when such a route exists;
+routes of public blueprints answer 404 there; routes that belong to neither (static files,
+app-level routes) are served as they are. On public hosts nothing is rewritten, and the request
+hook refuses tenant routes. This decision uses the host alone, never the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import RequestRedirect
+from werkzeug.utils import redirect
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from .extension import FlaskTenants
+
+ORIGINAL_PATH = "flask_tenants.original_path"
+TENANT_HOST = "flask_tenants.tenant_host"
+
+
+def strip_prefix(url: str, prefix: str, script_root: str = "") -> str:
+    """Remove the tenant URL prefix from a URL built by ``url_for`` (relative or external)."""
+    parts = urlsplit(url)
+    path = parts.path
+    lead = script_root.rstrip("/") + prefix
+    if path == lead or path.startswith(lead + "/"):
+        path = script_root.rstrip("/") + (path[len(lead) :] or "/")
+        return urlunsplit(parts._replace(path=path))
+    return url
+
+
+class TenantPathMiddleware:
+    """WSGI middleware that maps tenant-host paths onto the prefixed tenant routes."""
+
+    def __init__(self, app: Flask, wsgi_app: Callable[..., Iterable[bytes]], ext: FlaskTenants):
+        self.app = app
+        self.wsgi_app = wsgi_app
+        self.ext = ext
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        state = self.ext.state_for(self.app)
+        host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME")
+        kind, _ = state.resolver.classify(host)
+        if kind == "lookup":
+            path = environ.get("PATH_INFO") or "/"
+            new = self._route(environ, path, state.settings.url_prefix)
+            if not isinstance(new, str):
+                return new(environ, start_response)
+            environ[TENANT_HOST] = True
+            if new != path:
+                environ[ORIGINAL_PATH] = path
+                environ["PATH_INFO"] = new
+        return self.wsgi_app(environ, start_response)
+
+    def _route(self, environ: dict[str, Any], path: str, prefix: str) -> Any:
+        adapter = self.app.url_map.bind_to_environ(environ)
+        method = environ.get("REQUEST_METHOD", "GET")
+        prefixed = prefix + path
+        try:
+            adapter.match(prefixed, method)
+            return prefixed
+        except RequestRedirect as r:
+            # strict-slash redirects must not reveal the internal prefix
+            return redirect(strip_prefix(r.new_url, prefix, environ.get("SCRIPT_NAME", "")), 308)
+        except MethodNotAllowed:
+            return prefixed
+        except NotFound:
+            pass
+        except HTTPException:
+            return prefixed
+        try:
+            rule, _ = adapter.match(path, method, return_rule=True)
+        except HTTPException:
+            return prefixed
+        if self.ext.scope_of(rule.endpoint) is None:
+            return path
+        return prefixed  # a public-only route: 404 on tenant hosts
