@@ -1,0 +1,1 @@
+"""pytest plugin shipped with flask-tenants (entry point ``pytest11``)."""
