@@ -18,11 +18,10 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
-from werkzeug.exceptions import NotFound
 
 from . import lifecycle
+from ._door import TenancyDoor, find_model
 from ._frameworks import EXTENSION_KEY
-from .config import DEFAULT_URL_PREFIX, TenancySettings
 from .context import TenantBinding, _reset, _set, current_binding
 from .exceptions import ConfigurationError
 from .isolation import install, pin_session
@@ -76,13 +75,7 @@ def _fsa_instances(*candidates: Any) -> list[SQLAlchemy]:
 
 
 def _find_model(fsas: list[SQLAlchemy], mixin: type) -> type | None:
-    found = []
-    for fsa in fsas:
-        for mapper in fsa.Model.registry.mappers:  # type: ignore[attr-defined]
-            if issubclass(mapper.class_, mixin) and mapper.class_ not in found:
-                found.append(mapper.class_)
-    leaves = [c for c in found if not any(o is not c and issubclass(o, c) for o in found)]
-    return leaves[0] if len(leaves) == 1 else None
+    return find_model([fsa.Model.registry for fsa in fsas], mixin)  # type: ignore[attr-defined]
 
 
 def init_app(
@@ -102,40 +95,19 @@ def init_app(
     app.extensions[PENDING_KEY] = (tenant_model, domain_model, fsa)
 
 
-class FlaskTenants:
+class FlaskTenants(TenancyDoor):
     """Schema-per-tenant multi-tenancy for a Flask app.
 
     ``FlaskTenants(app, tenant_model=Tenant, domain_model=Domain, db=db).init()`` (0.5 style), or
     the factory form ``tenants = FlaskTenants(tenant_model=Tenant, domain_model=Domain, db=db)``
     then ``tenants.init_app(app)``. Settings come from ``app.config`` (``TENANTS_*``); keyword
-    arguments given here win.
+    arguments given here win. The constructor's arguments are those of
+    :class:`~flask_tenants._door.TenancyDoor`, shared with the Quart door.
     """
 
-    def __init__(
-        self,
-        app: Flask | None = None,
-        tenant_model: type | None = None,
-        domain_model: type | None = None,
-        db: Any = None,
-        tenant_url_prefix: str | None = None,
-        non_tenant_subdomains: Iterable[str] | None = None,
-        *,
-        engine: Engine | None = None,
-        **settings: Any,
-    ) -> None:
-        self.app = app
-        self.tenant_model = tenant_model
-        self.domain_model = domain_model
-        self.db = db
-        self.engine = engine
-        self.tenant_url_prefix = tenant_url_prefix
-        self.non_tenant_subdomains = (
-            tuple(non_tenant_subdomains) if non_tenant_subdomains is not None else None
-        )
-        self.setting_overrides = settings
-        self._tenant_bps: set[str] = set()
-        self._public_bps: set[str] = set()
-        self._scope_cache: dict[str, str | None] = {}
+    blueprint_class = Blueprint
+    app: Flask | None
+    engine: Engine | None
 
     # -- setup ----------------------------------------------------------------------------
     def init(
@@ -155,12 +127,7 @@ class FlaskTenants:
 
     def init_app(self, app: Flask) -> None:
         """Install tenancy on ``app``: request hooks, session, schema hook, URL routing, CLI."""
-        if EXTENSION_KEY in app.extensions:
-            raise ConfigurationError(
-                "flask-tenants is already initialised on this app: create_tenancy(), "
-                "MultiTenancyMiddleware() and FlaskTenants.init()/init_app() each do the whole "
-                "setup, so call exactly one of them once per app."
-            )
+        self.check_not_initialised(app)
         pending = app.extensions.pop(PENDING_KEY, (None, None, None))
         tenant_model = self.tenant_model or pending[0]
         domain_model = self.domain_model or pending[1]
@@ -169,29 +136,18 @@ class FlaskTenants:
             tenant_model = _find_model(fsas, TenantMixin)
         if domain_model is None:
             domain_model = _find_model(fsas, DomainMixin)
-        if tenant_model is None:
-            raise ConfigurationError(
-                "No tenant model: pass tenant_model=Tenant (and domain_model=Domain) to "
-                "flask_tenants.init_app(app, ...) or FlaskTenants(...)."
-            )
-        settings = TenancySettings.from_mapping(
-            app.config,
-            url_prefix=self.tenant_url_prefix,
-            non_tenant_subdomains=self.non_tenant_subdomains,
-            **self.setting_overrides,
-        )
-        md = tenant_model.__table__.metadata  # type: ignore[union-attr]
+        tenant_model = self.require_tenant_model(tenant_model)
+        settings = self.read_settings(app.config)
+        md = tenant_model.__table__.metadata  # type: ignore[attr-defined]
         owner = next((f for f in fsas if md in f.metadatas.values()), None)
-        state = TenancyState(
+        state = self.build_state(
             settings,
             tenant_model,
             domain_model,
             list(owner.metadatas.values()) if owner is not None else [md],
         )
-        state.extension = self
         self._wire_database(app, state, owner, fsas)
-        lifecycle.register_model_events(tenant_model, domain_model)
-        app.extensions[EXTENSION_KEY] = state
+        self.register_state(app, state)
 
         funcs = app.before_request_funcs.setdefault(None, [])
         funcs.insert(0, self._before_request)
@@ -238,23 +194,6 @@ class FlaskTenants:
             install(e)
 
     # -- per-app access -------------------------------------------------------------------
-    def state_for(self, app: Flask) -> TenancyState:
-        try:
-            return app.extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
-        except KeyError:
-            raise ConfigurationError(
-                "flask-tenants is not initialised on this app: call init_app(app) first."
-            ) from None
-
-    @property
-    def state(self) -> TenancyState:
-        """The tenancy state of the current app (or of the app given to the constructor)."""
-        if has_app_context():
-            return self.state_for(current_app)
-        if self.app is not None:
-            return self.state_for(self.app)
-        raise ConfigurationError("No app context: run inside 'with app.app_context():'.")
-
     @contextmanager
     def _app_context(self) -> Iterator[TenancyState]:
         if has_app_context():
@@ -264,48 +203,6 @@ class FlaskTenants:
                 yield self.state_for(self.app)
         else:
             raise ConfigurationError("No app context: run inside 'with app.app_context():'.")
-
-    # -- blueprints -----------------------------------------------------------------------
-    @property
-    def url_prefix(self) -> str:
-        if self.app is not None and EXTENSION_KEY in self.app.extensions:
-            return self.state_for(self.app).settings.url_prefix
-        return (self.tenant_url_prefix or DEFAULT_URL_PREFIX).rstrip("/")
-
-    def create_tenant_blueprint(
-        self, name: str, import_name: str | None = None, **kw: Any
-    ) -> Blueprint:
-        """A blueprint for tenant-scoped routes (blueprints registered inside it are too)."""
-        kw.setdefault("url_prefix", self.url_prefix)
-        bp = Blueprint(name, import_name or __name__, **kw)
-        self._tenant_bps.add(name)
-        self._scope_cache.clear()
-        return bp
-
-    def create_public_blueprint(
-        self, name: str, import_name: str | None = None, **kw: Any
-    ) -> Blueprint:
-        """A blueprint whose routes are served on public hosts only, from the public schema."""
-        bp = Blueprint(name, import_name or __name__, **kw)
-        self._public_bps.add(name)
-        self._scope_cache.clear()
-        return bp
-
-    def scope_of(self, endpoint: str | None) -> str | None:
-        """'tenant', 'public' or None (neither: static files, app-level routes)."""
-        if endpoint is None:
-            return None
-        try:
-            return self._scope_cache[endpoint]
-        except KeyError:
-            pass
-        scope: str | None = None
-        if any(endpoint.startswith(n + ".") for n in self._tenant_bps):
-            scope = "tenant"
-        elif any(endpoint.startswith(n + ".") for n in self._public_bps):
-            scope = "public"
-        self._scope_cache[endpoint] = scope
-        return scope
 
     # -- resolution -----------------------------------------------------------------------
     def resolve(self, host: str | None, state: TenancyState | None = None) -> Resolution:
@@ -327,13 +224,7 @@ class FlaskTenants:
     def _before_request(self) -> None:
         state = self.state_for(current_app)
         res = self.resolve(request.host, state)
-        scope = self.scope_of(request.endpoint)
-        if res.is_public:
-            if scope == "tenant":
-                raise NotFound()
-            binding = state.public
-        else:
-            binding = state.binding(res.tenant)
+        binding = self.request_binding(state, res, request.endpoint)
         g.tenant = binding.name
         setattr(g, _TOKEN, _set(binding))
         session = state.scoped

@@ -1,4 +1,5 @@
-"""Tenant routes without the tenant URL prefix on tenant hosts (the WSGI half of the Flask door).
+"""Tenant routes without the tenant URL prefix on tenant hosts: the decision both doors share
+(:func:`route_tenant_path`) and the Flask door's WSGI middleware.
 
 Tenant blueprints are registered under ``tenant_url_prefix`` (``/_tenant``). On a host that may be
 a tenant's, a request for ``/tanks`` is routed to ``/_tenant/tanks`` when such a route exists;
@@ -10,11 +11,12 @@ hook refuses tenant routes. This decision uses the host alone, never the databas
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
-from werkzeug.routing import RequestRedirect
+from werkzeug.routing import MapAdapter, RequestRedirect
 from werkzeug.utils import redirect
 
 if TYPE_CHECKING:
@@ -37,6 +39,50 @@ def strip_prefix(url: str, prefix: str, script_root: str = "") -> str:
     return url
 
 
+@dataclass(frozen=True)
+class TenantRedirect:
+    """The tenant-host path is a strict-slash redirect: answer 308 to ``url`` (prefix-free)."""
+
+    url: str
+
+
+def route_tenant_path(
+    adapter: MapAdapter,
+    path: str,
+    method: str,
+    prefix: str,
+    scope_of: Callable[[str], str | None],
+    script_name: str = "",
+    websocket: bool = False,
+) -> str | TenantRedirect:
+    """Where a request for ``path`` on a host that may be a tenant's is routed (both doors).
+
+    The prefixed tenant route when one matches (or when nothing matches, so the 404 comes from
+    the tenant side); the path unchanged for routes of neither scope (static files, app-level
+    routes); the prefixed path (a 404) for public-only routes. Pure: no I/O, no database.
+    """
+    prefixed = prefix + path
+    try:
+        adapter.match(prefixed, method, websocket=websocket)
+        return prefixed
+    except RequestRedirect as r:
+        # strict-slash redirects must not reveal the internal prefix
+        return TenantRedirect(strip_prefix(r.new_url, prefix, script_name))
+    except MethodNotAllowed:
+        return prefixed
+    except NotFound:
+        pass
+    except HTTPException:
+        return prefixed
+    try:
+        rule, _ = adapter.match(path, method, return_rule=True, websocket=websocket)
+    except HTTPException:
+        return prefixed
+    if scope_of(rule.endpoint) is None:
+        return path
+    return prefixed  # a public-only route: 404 on tenant hosts
+
+
 class TenantPathMiddleware:
     """WSGI middleware that maps tenant-host paths onto the prefixed tenant routes."""
 
@@ -51,35 +97,18 @@ class TenantPathMiddleware:
         kind, _ = state.resolver.classify(host)
         if kind == "lookup":
             path = environ.get("PATH_INFO") or "/"
-            new = self._route(environ, path, state.settings.url_prefix)
-            if not isinstance(new, str):
-                return new(environ, start_response)
+            new = route_tenant_path(
+                self.app.url_map.bind_to_environ(environ),
+                path,
+                environ.get("REQUEST_METHOD", "GET"),
+                state.settings.url_prefix,
+                self.ext.scope_of,
+                environ.get("SCRIPT_NAME", ""),
+            )
+            if isinstance(new, TenantRedirect):
+                return redirect(new.url, 308)(environ, start_response)
             environ[TENANT_HOST] = True
             if new != path:
                 environ[ORIGINAL_PATH] = path
                 environ["PATH_INFO"] = new
         return self.wsgi_app(environ, start_response)
-
-    def _route(self, environ: dict[str, Any], path: str, prefix: str) -> Any:
-        adapter = self.app.url_map.bind_to_environ(environ)
-        method = environ.get("REQUEST_METHOD", "GET")
-        prefixed = prefix + path
-        try:
-            adapter.match(prefixed, method)
-            return prefixed
-        except RequestRedirect as r:
-            # strict-slash redirects must not reveal the internal prefix
-            return redirect(strip_prefix(r.new_url, prefix, environ.get("SCRIPT_NAME", "")), 308)
-        except MethodNotAllowed:
-            return prefixed
-        except NotFound:
-            pass
-        except HTTPException:
-            return prefixed
-        try:
-            rule, _ = adapter.match(path, method, return_rule=True)
-        except HTTPException:
-            return prefixed
-        if self.ext.scope_of(rule.endpoint) is None:
-            return path
-        return prefixed  # a public-only route: 404 on tenant hosts
