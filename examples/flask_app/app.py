@@ -1,7 +1,7 @@
 """The original flask-tenants README's sample app, runnable.
 
-    python examples/flask_app/app.py            # embedded PostgreSQL unless DATABASE_URL is set
-    DATABASE_URL=postgresql://user:pw@localhost/db flask --app examples/flask_app/app.py db upgrade
+python examples/flask_app/app.py            # embedded PostgreSQL unless DATABASE_URL is set
+DATABASE_URL=postgresql://user:pw@localhost/db flask --app examples/flask_app/app.py db upgrade
 """
 
 import os

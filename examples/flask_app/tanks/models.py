@@ -11,5 +11,9 @@ class Tank(BaseTenantModel):
     location = db.Column(db.String(255), nullable=True)
 
     def to_dict(self):
-        return {"id": self.id, "name": self.name, "capacity": self.capacity,
-                "location": self.location}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "capacity": self.capacity,
+            "location": self.location,
+        }
