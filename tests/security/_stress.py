@@ -50,9 +50,11 @@ class Stats:
     def summary(self) -> str:
         faults = ", ".join(f"{k}={v}" for k, v in sorted(self.faults.items()))
         return (
-            f"[{self.label}] requests={self.requests} ok={self.ok} faults={sum(self.faults.values())}"
-            f" ({faults}) failed_by_fault={self.failed_by_fault} collateral={self.collateral}"
-            f" idle_kills={self.kills} not_recovered={self.not_recovered} rows_checked={self.rows_checked}"
+            f"[{self.label}] requests={self.requests} ok={self.ok}"
+            f" faults={sum(self.faults.values())} ({faults})"
+            f" failed_by_fault={self.failed_by_fault} collateral={self.collateral}"
+            f" idle_kills={self.kills} not_recovered={self.not_recovered}"
+            f" rows_checked={self.rows_checked}"
             f" wrong_rows={self.wrong_rows} wrong_schema={self.wrong_schema}"
             f" unexpected={len(self.unexpected)}"
         )
