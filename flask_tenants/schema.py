@@ -186,20 +186,32 @@ def rename_tenant_schema(
         raise SchemaRenameError(old, _db_message(exc)) from exc
 
 
+# Objects outside the schema that depend on objects inside it. The owner of a column default,
+# a view's rewrite rule, a trigger or a policy is its table (pg_identify_object gives no schema
+# for those), so a default or a view inside the tenant's own schema is not "outside"; a column of
+# another schema's table whose type is the tenant's is, since CASCADE would drop that column.
 _DEPENDENTS = text(
     """
     SELECT DISTINCT o.type || ' ' || o.identity
     FROM pg_depend d
     CROSS JOIN LATERAL pg_identify_object(d.classid, d.objid, d.objsubid) o
+    LEFT JOIN pg_attrdef ad ON d.classid = 'pg_attrdef'::regclass AND ad.oid = d.objid
+    LEFT JOIN pg_rewrite rw ON d.classid = 'pg_rewrite'::regclass AND rw.oid = d.objid
+    LEFT JOIN pg_trigger tg ON d.classid = 'pg_trigger'::regclass AND tg.oid = d.objid
+    LEFT JOIN pg_policy po ON d.classid = 'pg_policy'::regclass AND po.oid = d.objid
+    LEFT JOIN pg_class owner
+      ON owner.oid = COALESCE(ad.adrelid, rw.ev_class, tg.tgrelid, po.polrelid)
+    LEFT JOIN pg_namespace owner_ns ON owner_ns.oid = owner.relnamespace
     WHERE d.deptype IN ('n', 'a')
       AND (
         (d.refclassid = 'pg_class'::regclass AND d.refobjid IN (
             SELECT c.oid FROM pg_class c WHERE c.relnamespace = to_regnamespace(:s)))
         OR (d.refclassid = 'pg_type'::regclass AND d.refobjid IN (
             SELECT t.oid FROM pg_type t WHERE t.typnamespace = to_regnamespace(:s)))
+        OR (d.refclassid = 'pg_proc'::regclass AND d.refobjid IN (
+            SELECT p.oid FROM pg_proc p WHERE p.pronamespace = to_regnamespace(:s)))
       )
-      AND o.schema IS DISTINCT FROM :s
-      AND o.type NOT IN ('type', 'table column')
+      AND COALESCE(owner_ns.nspname, o.schema) IS DISTINCT FROM :s
     ORDER BY 1
     """
 )
