@@ -53,6 +53,10 @@ class TenancyState:
         self.session_maker: Any = None
         self.scoped: Any = None
         self.fsa: Any = None
+        #: True when ``engine`` is an AsyncEngine and ``session_maker`` makes AsyncSessions.
+        self.is_async = False
+        #: The tenant migrations (flask_tenants.migrations.TenantMigrations), when configured.
+        self.migrations: Any = None
         _by_model[tenant_model] = self
 
     @property
@@ -80,6 +84,10 @@ class TenancyState:
             cached = (count, tenant_tables(self.metadatas))
             self._tables = cached
         return cached[1]
+
+    def tenant_heads(self) -> tuple[str, ...]:
+        """Head revision(s) of the tenant migrations, stamped into new tenants; () without any."""
+        return () if self.migrations is None else tuple(self.migrations.heads())
 
     @property
     def uses_placeholder_schema(self) -> bool:
