@@ -25,6 +25,7 @@ from .exceptions import (
 from .naming import normalize_domain, validate_tenant_name
 from .resolution import invalidate_all
 from .schema import create_tenant_schema, drop_tenant_schema, rename_tenant_schema
+from .signals import record, record_tenant_update, tenant_created, tenant_deleted
 from .state import TenancyState, state_for_model
 
 __all__ = [
@@ -60,13 +61,17 @@ def _state(target: Any) -> TenancyState:
 
 def _after_insert(mapper: Mapper[Any], conn: Connection, target: Any) -> None:
     st = _state(target)
-    create_tenant_schema(conn, target.name, st.tenant_tables, st.settings.shared_schemas)
+    create_tenant_schema(
+        conn, target.name, st.tenant_tables, st.settings.shared_schemas, st.tenant_heads()
+    )
     _mark_changed(target)
+    record(object_session(target), tenant_created, tenant=target.name)  # sent after commit
 
 
 def _after_update(mapper: Mapper[Any], conn: Connection, target: Any) -> None:
     hist = attributes.get_history(target, "name")
     _mark_changed(target)
+    record_tenant_update(target)  # renamed/(de)activated signals, sent after commit
     if not hist.deleted or not hist.added or hist.deleted[0] == hist.added[0]:
         return
     old, new = hist.deleted[0], hist.added[0]
@@ -81,6 +86,7 @@ def _after_delete(mapper: Mapper[Any], conn: Connection, target: Any) -> None:
     st = _state(target)
     drop_tenant_schema(conn, target.name, st.settings.shared_schemas)
     _mark_changed(target)
+    record(object_session(target), tenant_deleted, tenant=target.name)  # sent after commit
 
 
 def _domain_changed(mapper: Mapper[Any], conn: Connection, target: Any) -> None:
