@@ -1,0 +1,131 @@
+"""Tenant routes without the tenant URL prefix on tenant hosts: the ASGI half of the Quart door.
+
+The decision is the core's :func:`flask_tenants.routing.route_tenant_path`, the same one the
+Flask door's WSGI middleware makes; here it is applied to the ASGI scope before Quart routes the
+request. The middleware is also the last line of defence for the request's session: whatever
+happened to the request context, the session is closed when the ASGI call ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.utils import redirect
+
+from ..routing import ORIGINAL_PATH, TENANT_HOST, TenantRedirect, route_tenant_path, strip_prefix
+from .session import close_session
+
+if TYPE_CHECKING:
+    from quart import Quart
+
+    from .extension import QuartTenants
+
+__all__ = ["TenantPathASGIMiddleware", "wrap_url_for", "SESSION_KEY"]
+
+#: Scope key under which the Quart door keeps the request's AsyncSession (closed at the end).
+SESSION_KEY = "flask_tenants.session"
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Any]]
+Send = Callable[[Any], Awaitable[None]]
+
+
+def _host(scope: Scope) -> str | None:
+    for key, value in scope.get("headers") or ():
+        if key == b"host":
+            return bytes(value).decode("latin-1")
+    return None
+
+
+class TenantPathASGIMiddleware:
+    """ASGI middleware (around ``app.asgi_app``) that maps tenant-host paths onto the prefixed
+    tenant routes, and closes the request's session when the call ends."""
+
+    def __init__(self, app: Quart, asgi_app: Callable[..., Awaitable[None]], ext: QuartTenants):
+        self.app = app
+        self.asgi_app = asgi_app
+        self.ext = ext
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") not in ("http", "websocket"):
+            await self.asgi_app(scope, receive, send)
+            return
+        scope = dict(scope)
+        if not await self._route(scope, send):
+            return
+        try:
+            await self.asgi_app(scope, receive, send)
+        finally:
+            session = scope.pop(SESSION_KEY, None)
+            if session is not None:
+                await close_session(session)
+
+    async def _route(self, scope: Scope, send: Send) -> bool:
+        """Rewrite ``scope`` for a tenant host; False when a redirect was answered instead."""
+        state = self.ext.state_for(self.app)
+        host = _host(scope)
+        kind, _ = state.resolver.classify(host)
+        if kind != "lookup":
+            return True
+        root = scope.get("root_path") or ""
+        full = scope.get("path") or "/"
+        path = (full[len(root) :] or "/") if root and full.startswith(root) else full
+        websocket = scope["type"] == "websocket"
+        method = "GET" if websocket else scope.get("method", "GET")
+        adapter = self.app.url_map.bind(
+            (host or "").lower(),
+            script_name=root or None,
+            url_scheme=scope.get("scheme", "http"),
+            default_method=method,
+            path_info=path,
+        )
+        prefix = state.settings.url_prefix
+        new = route_tenant_path(
+            adapter, path, method, prefix, self.ext.scope_of, root, websocket=websocket
+        )
+        if isinstance(new, TenantRedirect):
+            if websocket:
+                new = prefix + path
+            else:
+                await _send_response(send, redirect(new.url, 308))
+                return False
+        scope[TENANT_HOST] = True
+        if new != path:
+            scope[ORIGINAL_PATH] = full
+            scope["path"] = (root + new) if full.startswith(root) and root else new
+            raw = scope.get("raw_path")
+            if raw is not None and not root:
+                scope["raw_path"] = prefix.encode("ascii") + bytes(raw)
+            else:
+                scope.pop("raw_path", None)
+        return True
+
+
+async def _send_response(send: Send, response: Any) -> None:
+    body = response.get_data()
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def wrap_url_for(app: Quart, ext: QuartTenants) -> None:
+    """Make ``url_for`` leave the internal tenant prefix out on tenant hosts."""
+    import quart
+
+    original = app.url_for
+
+    def url_for(endpoint: str, **values: Any) -> str:
+        url = original(endpoint, **values)
+        if quart.has_request_context():
+            req: Any = quart.request
+        elif quart.has_websocket_context():
+            req = quart.websocket
+        else:
+            return url
+        if req.scope.get(TENANT_HOST):
+            return strip_prefix(url, ext.state_for(app).settings.url_prefix, req.root_path)
+        return url
+
+    app.url_for = url_for  # type: ignore[method-assign]
+    app.jinja_env.globals["url_for"] = url_for
