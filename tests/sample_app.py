@@ -108,7 +108,7 @@ def add_tank():  # type: ignore[no-untyped-def]
 
 
 def make_app(url: str, _static_folder: str | None = None, **config: object) -> Flask:
-    app = Flask(__name__, static_folder=_static_folder or "static")
+    app = Flask(__name__, static_folder=_static_folder or "static", static_url_path="/static")
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     app.config.update(config)
     register_error_handlers(app)
