@@ -20,7 +20,15 @@ from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from quart import Blueprint, Quart, current_app, g, has_app_context, request, websocket
+from quart import (
+    Blueprint,
+    Quart,
+    current_app,
+    g,
+    has_app_context,
+    request,
+    websocket,
+)
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -38,7 +46,7 @@ from ..models import DomainMixin, TenantMixin
 from ..resolution import Resolution
 from ..state import TenancyState
 from .engine import create_session_maker, create_tenancy_engine
-from .routing import SESSION_KEY, TenantPathASGIMiddleware, wrap_url_for
+from .routing import GONE_KEY, SESSION_KEY, TenantPathASGIMiddleware, wrap_url_for
 from .session import (
     StaleStatementError,
     close_session,
@@ -54,6 +62,7 @@ T = TypeVar("T")
 _TOKEN = "_flask_tenants_token"
 _SESSION = "_flask_tenants_session"
 _COMMITS = "_flask_tenants_commits"
+_SCOPE = "_flask_tenants_scope"
 
 # Per request: a one-element list counting commits on the tenancy's engine while the request
 # runs (the greenlets SQLAlchemy runs sync code in share the task's context).
@@ -266,15 +275,20 @@ class QuartTenants(TenancyDoor):
 
     # -- request hooks ----------------------------------------------------------------------
     async def _bind(self, req: Any) -> None:
+        if req.scope.get(GONE_KEY):
+            raise asyncio.CancelledError()  # the client went away before the handler started
         state = self.state_for(current_app)
         res = await self.resolve(req.host, state)
         binding = self.request_binding(state, res, req.endpoint)
+        if req.scope.get(GONE_KEY):
+            raise asyncio.CancelledError()
         g.tenant = binding.name
         setattr(g, _TOKEN, _set(binding))
         setattr(g, _COMMITS, _request_commits.set([0]))
         session = pin_async_session(state.session_maker(), binding)
         setattr(g, _SESSION, session)
-        req.scope[SESSION_KEY] = session
+        req.scope[SESSION_KEY] = (session, asyncio.current_task())
+        setattr(g, _SCOPE, req.scope)
         g.db_session = session
 
     async def _before_request(self) -> None:
@@ -285,6 +299,9 @@ class QuartTenants(TenancyDoor):
 
     async def _teardown_request(self, exc: BaseException | None = None) -> None:
         session: AsyncSession | None = g.pop(_SESSION, None)
+        scope: Any = g.pop(_SCOPE, None)
+        if scope is not None:
+            scope.pop(SESSION_KEY, None)  # closed here: the ASGI backstop has nothing to do
         token = g.pop(_TOKEN, None)
         commits = g.pop(_COMMITS, None)
         try:

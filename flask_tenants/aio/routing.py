@@ -8,6 +8,7 @@ happened to the request context, the session is closed when the ASGI call ends.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -21,10 +22,13 @@ if TYPE_CHECKING:
 
     from .extension import QuartTenants
 
-__all__ = ["TenantPathASGIMiddleware", "wrap_url_for", "SESSION_KEY"]
+__all__ = ["TenantPathASGIMiddleware", "wrap_url_for", "SESSION_KEY", "GONE_KEY"]
 
-#: Scope key under which the Quart door keeps the request's AsyncSession (closed at the end).
+#: Scope key under which the Quart door keeps the request's AsyncSession and the task using it.
 SESSION_KEY = "flask_tenants.session"
+
+#: Scope key set when the ASGI call was cancelled: the request's hooks must not start work.
+GONE_KEY = "flask_tenants.gone"
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Any]]
@@ -56,10 +60,19 @@ class TenantPathASGIMiddleware:
             return
         try:
             await self.asgi_app(scope, receive, send)
+        except asyncio.CancelledError:
+            # The server cancelled this call (the client is gone). Quart leaves the request's
+            # handler task running then; stop it too, so it gives its connection back now.
+            scope[GONE_KEY] = True  # a handler that has not started yet will not start
+            entry = scope.get(SESSION_KEY)
+            owner = entry[1] if entry is not None else None
+            if owner is not None and owner is not asyncio.current_task():
+                owner.cancel()
+            raise
         finally:
-            session = scope.pop(SESSION_KEY, None)
-            if session is not None:
-                await close_session(session)
+            entry = scope.pop(SESSION_KEY, None)
+            if entry is not None:
+                await _close_when_done(*entry)
 
     async def _route(self, scope: Scope, send: Send) -> bool:
         """Rewrite ``scope`` for a tenant host; False when a redirect was answered instead."""
@@ -100,6 +113,25 @@ class TenantPathASGIMiddleware:
             else:
                 scope.pop("raw_path", None)
         return True
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+async def _close_when_done(session: Any, owner: asyncio.Task[Any] | None) -> None:
+    """Close a request's session that its teardown did not close (a preserved context, or a
+    handler task that outlives a cancelled ASGI call): now if its task is done, else when it is.
+    Never concurrently with the task still using it."""
+    if owner is None or owner.done() or owner is asyncio.current_task():
+        await close_session(session)
+        return
+
+    def later(_: Any) -> None:
+        task = asyncio.ensure_future(close_session(session))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+    owner.add_done_callback(later)
 
 
 async def _send_response(send: Send, response: Any) -> None:

@@ -63,6 +63,31 @@ def make_app(url: str, **config: Any) -> tuple[Quart, QuartTenants]:
         await asyncio.sleep(10)
         return "unreachable"
 
+    @tenant.route("/check")
+    async def check() -> Any:
+        names = (await g.db_session.execute(select(Tank.name))).scalars().all()
+        path = (await g.db_session.execute(text("SHOW search_path"))).scalar()
+        return jsonify({"tenant": g.tenant, "names": names, "paths": [path]})
+
+    @tenant.route("/multi", methods=["POST"])
+    async def multi() -> Any:
+        """Three transactions in one request: each must run in the request's schema."""
+        names: list[str] = []
+        paths: list[str] = []
+        for step in range(3):
+            g.db_session.add(Tank(name=f"{g.tenant}-m{step}"))
+            await g.db_session.commit()
+            await asyncio.sleep(0)
+            names += (await g.db_session.execute(select(Tank.name))).scalars().all()
+            paths.append((await g.db_session.execute(text("SHOW search_path"))).scalar())
+            await g.db_session.commit()
+        return jsonify({"tenant": g.tenant, "names": names, "paths": paths})
+
+    @tenant.route("/slowquery")
+    async def slow_query() -> Any:
+        await g.db_session.execute(text("SELECT pg_sleep(5)"))
+        return "unreachable"
+
     app.register_blueprint(public)
     app.register_blueprint(tenant)
     return app, tenancy
