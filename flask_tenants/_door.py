@@ -19,6 +19,7 @@ from ._frameworks import EXTENSION_KEY, current_app_or_none
 from .config import DEFAULT_URL_PREFIX, TenancySettings
 from .context import TenantBinding
 from .exceptions import ConfigurationError
+from .migrations import attach_migrations
 from .resolution import Resolution
 from .state import TenancyState
 
@@ -114,6 +115,7 @@ class TenancyDoor:
         """Attach the schema lifecycle to the models and publish ``state`` on ``app``."""
         lifecycle.register_model_events(state.tenant_model, state.domain_model)
         app.extensions[EXTENSION_KEY] = state
+        attach_migrations(app, state)
 
     # -- per-app access -------------------------------------------------------------------
     def state_for(self, app: Any) -> TenancyState:

@@ -25,6 +25,7 @@ from ._frameworks import EXTENSION_KEY
 from .context import TenantBinding, _reset, _set, current_binding
 from .exceptions import ConfigurationError
 from .isolation import install, pin_session
+from .migrations import attach_migrations
 from .models import DomainMixin, TenantMixin, is_tenant_table
 from .models import db as library_db
 from .resolution import Resolution
@@ -228,13 +229,25 @@ class FlaskTenants(TenancyDoor):
         g.tenant = binding.name
         setattr(g, _TOKEN, _set(binding))
         session = state.scoped
-        pin_session(session(), binding)
+        current = session()
+        if current.in_transaction():
+            # An app context that outlives requests (tests that push one) keeps its session:
+            # a transaction begun before this request runs in another search_path, so it
+            # cannot be carried into this tenant's request.
+            current.close()
+        pin_session(current, binding)
         g.db_session = session
 
     def _teardown_request(self, exc: BaseException | None = None) -> None:
         token = g.pop(_TOKEN, None)
         if token is not None:
             _reset(token)
+            # The request's session ends with the request, also when the app context outlives
+            # it; otherwise its open transaction (in the tenant's schema) and its tenant pin
+            # would serve the code that runs next in that app context.
+            scoped = self.state_for(current_app).scoped
+            if scoped is not None and scoped.registry.has():
+                scoped.remove()
 
     def _wrap_url_for(self, app: Flask) -> None:
         original = app.url_for
@@ -254,6 +267,9 @@ class FlaskTenants(TenancyDoor):
         migrate = app.extensions.get("migrate")
         if migrate is None:
             return
+        state = app.extensions.get(EXTENSION_KEY)
+        if state is not None and state.migrations is None:  # Migrate(app) came after us
+            attach_migrations(app, state)
         args = migrate.configure_args
         user = args.get("include_object")
         if getattr(user, "_flask_tenants", False):

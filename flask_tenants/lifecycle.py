@@ -61,7 +61,9 @@ def _state(target: Any) -> TenancyState:
 
 def _after_insert(mapper: Mapper[Any], conn: Connection, target: Any) -> None:
     st = _state(target)
-    create_tenant_schema(conn, target.name, st.tenant_tables, st.settings.shared_schemas)
+    create_tenant_schema(
+        conn, target.name, st.tenant_tables, st.settings.shared_schemas, st.tenant_heads()
+    )
     _mark_changed(target)
     record(object_session(target), tenant_created, tenant=target.name)  # sent after commit
 

@@ -14,11 +14,25 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import MetaData, Table, create_mock_engine, text
+from sqlalchemy import (
+    Column,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    create_mock_engine,
+    text,
+)
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.schema import BLANK_SCHEMA, CreateSchema, DropSchema, ExecutableDDLElement
+from sqlalchemy.schema import (
+    BLANK_SCHEMA,
+    CreateSchema,
+    CreateTable,
+    DropSchema,
+    ExecutableDDLElement,
+)
 from sqlalchemy.sql.compiler import DDLCompiler
 
 from .exceptions import (
@@ -41,7 +55,12 @@ __all__ = [
     "Consistency",
     "check_consistency",
     "tenant_ddl",
+    "stamp_ddl",
+    "VERSION_TABLE",
 ]
+
+#: The per-schema Alembic version table (the tenant migrations keep one in every tenant schema).
+VERSION_TABLE = "alembic_version"
 
 
 class RenameSchema(ExecutableDDLElement):
@@ -117,6 +136,26 @@ def _unqualified_copy(tables: Sequence[Table]) -> MetaData:
     return scratch
 
 
+_version = Table(
+    VERSION_TABLE,
+    MetaData(),
+    Column("version_num", String(32), nullable=False),
+    PrimaryKeyConstraint("version_num", name=f"{VERSION_TABLE}_pkc"),
+)
+
+
+def stamp_ddl(revisions: Sequence[str], dialect: Dialect) -> list[str]:
+    """Alembic's version table, unqualified, holding ``revisions`` (literals quoted by SQLAlchemy),
+    so that a tenant built from the models is at the tenant migrations' head."""
+    if not revisions:
+        return []
+    out = [str(CreateTable(_version).compile(dialect=dialect))]
+    for rev in revisions:
+        stmt = _version.insert().values(version_num=rev)
+        out.append(str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True})))
+    return out
+
+
 def _run_script(conn: Connection, statements: Iterable[str]) -> None:
     stmts = [s.strip() for s in statements if s.strip()]
     if not stmts:
@@ -134,16 +173,18 @@ def create_tenant_tables(
     schema: str,
     tables: Sequence[Table],
     shared_schemas: Iterable[str] = ("public",),
+    stamp: Sequence[str] = (),
 ) -> None:
-    """Create ``tables`` (with constraints, indexes, sequences, types) inside ``schema``."""
+    """Create ``tables`` (with constraints, indexes, sequences, types) inside ``schema``; with
+    ``stamp``, also its migration version table at those revisions (same round trip)."""
     shared = tuple(shared_schemas)
     validate_tenant_name(schema, shared)
-    if not tables:
+    if not tables and not stamp:
         return
     old_path = conn.execute(_GET_PATH).scalar_one()
     conn.execute(_SET_PATH, {"p": search_path_for(schema, shared)})
     try:
-        _run_script(conn, tenant_ddl(tables, conn.dialect))
+        _run_script(conn, [*tenant_ddl(tables, conn.dialect), *stamp_ddl(stamp, conn.dialect)])
     except SQLAlchemyError as exc:
         raise TableCreationError(schema, _db_message(exc)) from exc
     conn.execute(_SET_PATH, {"p": old_path})
@@ -154,8 +195,10 @@ def create_tenant_schema(
     name: str,
     tables: Sequence[Table] = (),
     shared_schemas: Iterable[str] = ("public",),
+    stamp: Sequence[str] = (),
 ) -> None:
-    """Create the schema of tenant ``name`` and its tables, in the caller's transaction."""
+    """Create the schema of tenant ``name`` and its tables (stamped at the ``stamp`` migration
+    revisions), in the caller's transaction."""
     shared = tuple(shared_schemas)
     validate_tenant_name(name, shared)
     if schema_exists(conn, name):
@@ -166,7 +209,7 @@ def create_tenant_schema(
         conn.execute(CreateSchema(name))
     except SQLAlchemyError as exc:
         raise SchemaCreationError(name, _db_message(exc)) from exc
-    create_tenant_tables(conn, name, tables, shared)
+    create_tenant_tables(conn, name, tables, shared, stamp)
 
 
 def rename_tenant_schema(
