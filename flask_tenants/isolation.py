@@ -64,8 +64,35 @@ def apply_binding(conn: Connection, binding: TenantBinding) -> None:
 
 def _on_begin(conn: Connection) -> None:
     binding = current_binding()
-    if binding is not None:
+    if binding is None:
+        return
+    try:
         apply_binding(conn, binding)
+    except BaseException:
+        _abandon_begin(conn)
+        raise
+
+
+def _abandon_begin(conn: Connection) -> None:
+    """Leave ``conn`` able to begin again after the hook failed inside its "begin" event.
+
+    SQLAlchemy marks a Connection as beginning before it runs the "begin" listeners and clears
+    the mark only when they return: after a listener raised (missing schema, a killed
+    connection, a statement error), the Connection would never begin a transaction again, so
+    its later transactions would run without this hook -- in whatever search_path the server
+    connection had, e.g. ``public``. Roll back what the hook's statement opened and clear the
+    mark, so that the next transaction runs the hook again.
+    """
+    if not conn.invalidated:
+        try:
+            dbapi = conn.connection.dbapi_connection
+            if dbapi is not None:
+                dbapi.rollback()
+        except Exception:  # noqa: BLE001 - a dead connection fails its next use, as it should
+            pass
+    flag = "_Connection__in_begin"
+    if getattr(conn, flag, False):
+        setattr(conn, flag, False)
 
 
 def _on_session_begin(session: Session, transaction: SessionTransaction, conn: Connection) -> None:
