@@ -17,6 +17,7 @@ from flask.signals import appcontext_pushed
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from . import lifecycle
@@ -24,6 +25,7 @@ from ._door import TenancyDoor, find_model
 from ._frameworks import EXTENSION_KEY
 from .context import TenantBinding, _reset, _set, current_binding
 from .exceptions import ConfigurationError
+from .identification import IDENTIFIED_KEY
 from .isolation import install, pin_session
 from .migrations import attach_migrations
 from .models import DomainMixin, TenantMixin, is_tenant_table
@@ -206,10 +208,12 @@ class FlaskTenants(TenancyDoor):
             raise ConfigurationError("No app context: run inside 'with app.app_context():'.")
 
     # -- resolution -----------------------------------------------------------------------
-    def resolve(self, host: str | None, state: TenancyState | None = None) -> Resolution:
+    def resolve(
+        self, host: str | None, state: TenancyState | None = None, identified: Any = None
+    ) -> Resolution:
         """The tenant of ``host``: cached, else one query. Raises the 404/403 errors."""
         st = state or self.state
-        res, lookup = st.resolver.begin(host)
+        res, lookup = st.resolver.begin(host, identified)
         if res is not None:
             return res
         assert lookup is not None
@@ -224,7 +228,7 @@ class FlaskTenants(TenancyDoor):
     # -- request hooks ----------------------------------------------------------------------
     def _before_request(self) -> None:
         state = self.state_for(current_app)
-        res = self.resolve(request.host, state)
+        res = self.resolve(request.host, state, request.environ.get(IDENTIFIED_KEY))
         binding = self.request_binding(state, res, request.endpoint)
         g.tenant = binding.name
         setattr(g, _TOKEN, _set(binding))
@@ -247,7 +251,14 @@ class FlaskTenants(TenancyDoor):
             # would serve the code that runs next in that app context.
             scoped = self.state_for(current_app).scoped
             if scoped is not None and scoped.registry.has():
-                scoped.remove()
+                try:
+                    scoped.remove()
+                except DBAPIError as exc:
+                    # the server closed the connection (killed, restarted): there is nothing
+                    # left to roll back, and the request's answer stands
+                    scoped.registry.clear()
+                    if not exc.connection_invalidated:
+                        raise
 
     def _wrap_url_for(self, app: Flask) -> None:
         original = app.url_for

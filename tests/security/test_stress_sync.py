@@ -94,7 +94,7 @@ def test_stress_threads_with_faults(fresh_db: str, admin: Engine, driver: str, p
         t0 = time.perf_counter()
         run_threads(app, admin, stats, tenants, REQUESTS, THREADS, seed_=7)
         elapsed = time.perf_counter() - t0
-        print(f"{stats.summary()} in {elapsed:.1f}s")
+        stats.label += f" ({elapsed:.1f}s)"
         stats.assert_clean(REQUESTS)
         assert len(stats.faults) == len(FAILING + SURVIVED), stats.faults
         assert written_rows_check(admin, tenants) == 0
@@ -105,5 +105,57 @@ def test_stress_threads_with_faults(fresh_db: str, admin: Engine, driver: str, p
         cons = consistency(admin)
         assert not cons.tenants_without_schema and not cons.orphan_schemas, cons
         assert engine.pool.checkedout() == 0  # nothing leaked by the faults
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("failure", ["schema_missing", "killed", "autocommit"])
+def test_failed_hook_does_not_disable_the_hook_on_that_connection(
+    fresh_db: str, admin: Engine, driver: str, failure: str
+) -> None:
+    """When the transaction hook fails (missing schema, connection killed server-side, an
+    AUTOCOMMIT connection refused), the same Connection's next transaction must run the hook
+    again. SQLAlchemy leaves a Connection whose "begin" listener raised unable to begin again
+    (found through PgBouncer: afterwards every transaction read the public trap table)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from flask_tenants import tenant_context
+    from flask_tenants.exceptions import TenantIsolationError, TenantSchemaMissingError
+
+    engine = make_engine(with_driver(fresh_db, driver))
+    try:
+        create_shared(engine)
+        app, ext = make_app(engine, admin)
+        seed(app, ext, ["t00", "t01"])
+        with engine.connect() as conn:
+            with tenant_context("t00", ("public",)):
+                assert conn.execute(text("SELECT tenant FROM items")).scalars().all()[0] == "t00"
+            conn.commit()
+            if failure == "schema_missing":
+                with tenant_context("gone", ("public",)), pytest.raises(TenantSchemaMissingError):
+                    conn.execute(text("SELECT tenant FROM items"))
+            elif failure == "killed":
+                pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+                conn.commit()
+                with admin.connect() as a:
+                    a.execute(text("SELECT pg_terminate_backend(:p, 5000)"), {"p": pid})
+                with tenant_context("t01", ("public",)), pytest.raises(DBAPIError):
+                    conn.execute(text("SELECT tenant FROM items"))
+            else:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+                with tenant_context("t01", ("public",)), pytest.raises(TenantIsolationError):
+                    conn.execute(text("SELECT tenant FROM items"))
+                conn.execution_options(isolation_level="READ COMMITTED")
+            conn.rollback()
+            for name in ("t01", "t00"):
+                with tenant_context(name, ("public",)):
+                    rows = conn.execute(
+                        text("SELECT tenant, current_setting('search_path') FROM items")
+                    ).all()
+                    conn.commit()
+                assert {r[0] for r in rows} == {name}, rows
+                assert rows[0][1] == f'"{name}", "public"'
     finally:
         engine.dispose()
