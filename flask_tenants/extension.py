@@ -25,7 +25,6 @@ from ._door import TenancyDoor, find_model
 from ._frameworks import EXTENSION_KEY
 from .context import TenantBinding, _reset, _set, current_binding
 from .exceptions import ConfigurationError
-from .identification import IDENTIFIED_KEY
 from .isolation import install, pin_session
 from .migrations import attach_migrations
 from .models import DomainMixin, TenantMixin, is_tenant_table
@@ -208,12 +207,10 @@ class FlaskTenants(TenancyDoor):
             raise ConfigurationError("No app context: run inside 'with app.app_context():'.")
 
     # -- resolution -----------------------------------------------------------------------
-    def resolve(
-        self, host: str | None, state: TenancyState | None = None, identified: Any = None
-    ) -> Resolution:
+    def resolve(self, host: str | None, state: TenancyState | None = None) -> Resolution:
         """The tenant of ``host``: cached, else one query. Raises the 404/403 errors."""
         st = state or self.state
-        res, lookup = st.resolver.begin(host, identified)
+        res, lookup = st.resolver.begin(host)
         if res is not None:
             return res
         assert lookup is not None
@@ -228,7 +225,7 @@ class FlaskTenants(TenancyDoor):
     # -- request hooks ----------------------------------------------------------------------
     def _before_request(self) -> None:
         state = self.state_for(current_app)
-        res = self.resolve(request.host, state, request.environ.get(IDENTIFIED_KEY))
+        res = self.resolve(request.host, state)
         binding = self.request_binding(state, res, request.endpoint)
         g.tenant = binding.name
         setattr(g, _TOKEN, _set(binding))
