@@ -91,7 +91,8 @@ def make_app(
         code = getattr(exc, "code", None)
         if isinstance(code, int) and 400 <= code < 600:
             return jsonify(error=type(exc).__name__), code
-        return jsonify(error=type(exc).__name__, detail=str(exc)[:300]), 500
+        gone = bool(getattr(exc, "connection_invalidated", False))
+        return jsonify(error=type(exc).__name__, disconnect=gone, detail=str(exc)[:300]), 500
 
     def _state(session: Any) -> dict[str, Any]:
         schema, path = session.execute(

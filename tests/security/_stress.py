@@ -113,7 +113,8 @@ def check(stats: Stats, tenant: str, fault: str, status: int, body: Any) -> bool
 
 
 def _disconnect(body: Any) -> bool:
-    return isinstance(body, dict) and body.get("error") in ("OperationalError", "InterfaceError")
+    """The request failed because its connection was gone (SQLAlchemy invalidated it)."""
+    return isinstance(body, dict) and bool(body.get("disconnect"))
 
 
 def recovered(stats: Stats, ok: bool, body: Any) -> None:
