@@ -203,3 +203,114 @@ def _pgbouncer_version() -> tuple[int, ...]:
     ).stdout
     m = re.search(r"(\d+)\.(\d+)", out)
     return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+# -- the async door (asyncpg) ------------------------------------------------------------------
+
+AIO_REQUESTS = 3000 if full_size() else 600
+AIO_TASKS = 24
+
+
+async def _aio_storm(engine, admin: Engine, tenants: list[str], total: int, stats: Stats) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from ._aio_app import make_aio_app
+
+    app, _ = make_aio_app(engine)
+    client = app.test_client()
+    remaining = [total]
+
+    async def worker(i: int) -> None:
+        rng = random.Random(300 + i)
+        while remaining[0] > 0:
+            remaining[0] -= 1
+            tenant = rng.choice(tenants)
+            fault = pick_fault(rng, 0.15, KINDS)
+            r = await client.get(f"/items?fault={fault}", headers={"Host": host_of(tenant)})
+            check(stats, tenant, fault, r.status_code, await r.get_json())
+
+    await asyncio.gather(*(worker(i) for i in range(AIO_TASKS)))
+
+
+async def test_pgbouncer_transaction_mode_isolation_async(
+    pgbouncer: Bouncer, fresh_db: str, admin: Engine
+) -> None:
+    """The async door through PgBouncer: asyncpg with its statement caches off and unique
+    statement names (``flask_tenants.aio.pgbouncer_connect_args()``)."""
+    import logging
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from flask_tenants.aio import pgbouncer_connect_args
+
+    tenants = _setup(fresh_db, admin)
+    database = fresh_db.rsplit("/", 1)[1]
+    engine = create_async_engine(
+        pgbouncer.url_for(database, "asyncpg"),
+        pool_size=8,
+        max_overflow=0,
+        connect_args=pgbouncer_connect_args(),
+    )
+    quiet = [logging.getLogger(n) for n in ("flask_tenants", "quart.app")]
+    for lg in quiet:
+        lg.disabled = True
+    try:
+        stats = Stats("pgbouncer async asyncpg")
+        await _aio_storm(engine, admin, tenants, AIO_REQUESTS, stats)
+        stats.assert_clean(AIO_REQUESTS)
+        assert written_rows_check(admin, tenants) == 0
+    finally:
+        for lg in quiet:
+            lg.disabled = False
+        await engine.dispose()
+
+
+async def test_pgbouncer_asyncpg_url_setting(pgbouncer: Bouncer, fresh_db: str, admin: Engine):
+    """The documented one-line setting: ``?prepared_statement_cache_size=0`` on the URL given
+    to the Quart door turns on everything asyncpg needs behind PgBouncer."""
+    import asyncio
+    import logging
+
+    from quart import Quart
+
+    from flask_tenants.aio import QuartTenants
+
+    from ._app import Domain, SecBase, Tenant
+
+    tenants = _setup(fresh_db, admin)
+    database = fresh_db.rsplit("/", 1)[1]
+    url = pgbouncer.url_for(database, "asyncpg") + "?prepared_statement_cache_size=0"
+    app = Quart(__name__)
+    app.config.update(
+        TENANTS_DATABASE_URL=url,
+        TENANTS_ENGINE_OPTIONS={"pool_size": 8, "max_overflow": 0},
+    )
+    tenancy = QuartTenants(app, tenant_model=Tenant, domain_model=Domain, db=SecBase).init()
+    bp = tenancy.create_tenant_blueprint("t")
+
+    @bp.route("/items")
+    async def items():  # type: ignore[no-untyped-def]
+        from quart import g, jsonify
+
+        from ._aio_app import _state
+
+        return jsonify(tenant=g.tenant, **(await _state(g.db_session)))
+
+    app.register_blueprint(bp)
+    logging.getLogger("quart.app").disabled = True
+    try:
+        stats = Stats("pgbouncer async asyncpg via URL setting")
+        client = app.test_client()
+
+        async def worker(i: int) -> None:
+            for j in range(25):
+                tenant = tenants[(i * 7 + j) % len(tenants)]
+                r = await client.get("/items", headers={"Host": host_of(tenant)})
+                check(stats, tenant, "", r.status_code, await r.get_json())
+
+        await asyncio.gather(*(worker(i) for i in range(AIO_TASKS)))
+        stats.assert_clean(AIO_TASKS * 25)
+        assert stats.ok == stats.requests
+    finally:
+        logging.getLogger("quart.app").disabled = False
+        await tenancy.dispose()
