@@ -25,8 +25,9 @@ from ._door import TenancyDoor, find_model
 from ._frameworks import EXTENSION_KEY
 from .context import TenantBinding, _reset, _set, current_binding
 from .exceptions import ConfigurationError
+from .identification import IDENTIFIED_KEY
 from .isolation import install, pin_session
-from .migrations import attach_migrations
+from .migrations import attach_migrations, duplicates_primary_key
 from .models import DomainMixin, TenantMixin, is_tenant_table
 from .models import db as library_db
 from .resolution import Resolution
@@ -207,10 +208,12 @@ class FlaskTenants(TenancyDoor):
             raise ConfigurationError("No app context: run inside 'with app.app_context():'.")
 
     # -- resolution -----------------------------------------------------------------------
-    def resolve(self, host: str | None, state: TenancyState | None = None) -> Resolution:
+    def resolve(
+        self, host: str | None, state: TenancyState | None = None, identified: Any = None
+    ) -> Resolution:
         """The tenant of ``host``: cached, else one query. Raises the 404/403 errors."""
         st = state or self.state
-        res, lookup = st.resolver.begin(host)
+        res, lookup = st.resolver.begin(host, identified)
         if res is not None:
             return res
         assert lookup is not None
@@ -225,7 +228,7 @@ class FlaskTenants(TenancyDoor):
     # -- request hooks ----------------------------------------------------------------------
     def _before_request(self) -> None:
         state = self.state_for(current_app)
-        res = self.resolve(request.host, state)
+        res = self.resolve(request.host, state, request.environ.get(IDENTIFIED_KEY))
         binding = self.request_binding(state, res, request.endpoint)
         g.tenant = binding.name
         setattr(g, _TOKEN, _set(binding))
@@ -290,6 +293,8 @@ class FlaskTenants(TenancyDoor):
                 return False
             if type_ == "table" and compare_to is not None and is_tenant_table(compare_to):
                 return False
+            if type_ == "unique_constraint" and duplicates_primary_key(obj):
+                return False  # PostgreSQL drops it at CREATE TABLE: autogen would re-add it forever
             return True if user is None else bool(user(obj, name, type_, reflected, compare_to))
 
         include_object._flask_tenants = True  # type: ignore[attr-defined]

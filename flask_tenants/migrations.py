@@ -79,6 +79,7 @@ __all__ = [
     "TenantResult",
     "MigrationReport",
     "attach_migrations",
+    "duplicates_primary_key",
     "init_tenant_migrations",
     "read_revisions",
     "migrate_tenants",
@@ -198,6 +199,17 @@ class TenantMigrations:
         return self._heads
 
 
+def duplicates_primary_key(constraint: Any) -> bool:
+    """True for a UNIQUE constraint on exactly the primary key columns (``Column(primary_key=True,
+    unique=True)``, as ``TenantMixin.id`` has): PostgreSQL drops it silently in CREATE TABLE, so
+    autogenerate must not compare it or it proposes adding it on every run."""
+    table_ = getattr(constraint, "table", None)
+    if table_ is None or not hasattr(constraint, "columns"):
+        return False
+    pk = {c.name for c in table_.primary_key.columns}
+    return bool(pk) and {c.name for c in constraint.columns} == pk
+
+
 def attach_migrations(app: Any, state: TenancyState) -> TenantMigrations | None:
     """Find ``app``'s tenant migration directory and remember it on ``state`` (idempotent).
 
@@ -279,8 +291,8 @@ The public (shared) tables are migrated by Flask-Migrate in the parent directory
 """
 
 _PUBLIC_LINE = (
-    "PUBLIC MIGRATION: runs once, on the shared (public) schema (flask db upgrade). "
-    "Tenant tables are migrated from tenants/."
+    "PUBLIC MIGRATION: runs once, on the shared (public) schema (flask db upgrade).\n"
+    "Tenant tables are migrated from tenants/ (flask tenants migrate)."
 )
 
 
@@ -456,6 +468,8 @@ def run_tenant_env(**configure_kwargs: Any) -> None:
     def include_object(obj: Any, name: Any, type_: str, reflected: bool, compare_to: Any) -> bool:
         if type_ == "table" and not reflected and name not in req.tenant_table_names:
             return False  # a shared table copied only so that foreign keys compile
+        if type_ == "unique_constraint" and duplicates_primary_key(obj):
+            return False
         if user_object is None:
             return True
         return bool(user_object(obj, name, type_, reflected, compare_to))
@@ -906,7 +920,10 @@ def model_drift(state: TenancyState) -> list[str]:
             opts={
                 "target_metadata": w.metadata,
                 "include_name": lambda n, t, p: t != "table" or n in present,
-                "include_object": lambda o, n, t, r, c: t != "table" or r or n in names,
+                "include_object": lambda o, n, t, r, c: (
+                    (t != "table" or r or n in names)
+                    and not (t == "unique_constraint" and duplicates_primary_key(o))
+                ),
             },
         )
         diffs = compare_metadata(mc, w.metadata)
