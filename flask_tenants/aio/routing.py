@@ -12,8 +12,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from werkzeug.exceptions import HTTPException
 from werkzeug.utils import redirect
 
+from ..exceptions import TenantNotFoundError
 from ..routing import ORIGINAL_PATH, TENANT_HOST, TenantRedirect, route_tenant_path, strip_prefix
 from .session import close_session
 
@@ -78,6 +80,11 @@ class TenantPathASGIMiddleware:
         """Rewrite ``scope`` for a tenant host; False when a redirect was answered instead."""
         state = self.ext.state_for(self.app)
         host = _host(scope)
+        if state.resolver.classify(host)[0] == "invalid" and not _bindable(self.app, host):
+            # Quart itself answers 500 for hosts werkzeug cannot bind: give the 404 here
+            error = TenantNotFoundError(host=host, message=f"No tenant is served at {host!r}.")
+            await _send_response(send, error.get_response())
+            return False
         kind, _ = state.resolver.classify(host)
         if kind != "lookup":
             return True
@@ -132,6 +139,14 @@ async def _close_when_done(session: Any, owner: asyncio.Task[Any] | None) -> Non
         task.add_done_callback(_closing.discard)
 
     owner.add_done_callback(later)
+
+
+def _bindable(app: Any, host: str | None) -> bool:
+    try:
+        app.url_map.bind((host or "").lower())
+    except HTTPException:
+        return False
+    return True
 
 
 async def _send_response(send: Send, response: Any) -> None:
