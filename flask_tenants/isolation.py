@@ -35,7 +35,12 @@ _SET_PUBLIC_PATH = text("SELECT set_config('search_path', :path, true)")
 
 
 def _is_autocommit(conn: Connection) -> bool:
-    return conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return True
+    # create_engine(isolation_level="AUTOCOMMIT") is not an execution option: ask the driver's
+    # connection (psycopg2, psycopg 3, asyncpg's adapter and pg8000 all have .autocommit)
+    dbapi = conn.connection.dbapi_connection
+    return bool(getattr(dbapi, "autocommit", False))
 
 
 def apply_binding(conn: Connection, binding: TenantBinding) -> None:

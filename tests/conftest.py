@@ -82,6 +82,21 @@ def new_database(pg_server_url: str, _admin_engine) -> Iterator[Callable[..., st
         _drop_database(_admin_engine, name)
 
 
+@pytest.fixture(scope="module", params=DRIVERS)
+def module_db_url(
+    request: pytest.FixtureRequest, pg_server_url: str, _admin_engine
+) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A fresh database (with driver, psycopg 3 and psycopg2) shared by the tests of a module:
+    for tests that build one app and do not change what the others look at."""
+    name, url = _create_database(_admin_engine, pg_server_url)
+    yield (
+        make_url(url)
+        .set(drivername=f"postgresql+{request.param}")
+        .render_as_string(hide_password=False)
+    )
+    _drop_database(_admin_engine, name)
+
+
 @pytest.fixture(params=DRIVERS)
 def driver(request: pytest.FixtureRequest) -> str:
     return str(request.param)
