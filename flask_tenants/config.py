@@ -12,6 +12,14 @@
 * ``TENANTS_SHARED_SCHEMAS`` (``['public']``): schemas after the tenant's in ``search_path``.
 * ``TENANTS_DATABASE_URL`` (``SQLALCHEMY_DATABASE_URI``): the database when not using
   Flask-SQLAlchemy; ``TENANTS_ENGINE_OPTIONS`` (``{}``): its ``create_engine`` options.
+* ``TENANTS_CITUS`` (``'auto'``): make new tenants Citus distributed schemas -- ``True``, ``False``,
+  or ``'auto'`` (only when the ``citus`` extension is installed); see :mod:`flask_tenants.citus`.
+* ``TENANTS_CITUS_REFERENCE_TABLES`` (``[]``): shared tables to make Citus reference tables besides
+  those that tenant tables reference by foreign key.
+* ``TENANTS_IDENTIFICATION`` (``['domain', 'subdomain']``), ``TENANTS_TRUSTED_PROXIES``,
+  ``TENANTS_TENANT_HEADER``, ``TENANTS_PATH_PREFIX``: see :mod:`flask_tenants.identification`.
+* ``TENANTS_STRICT`` (``False``), ``TENANTS_STRICT_ALLOWED_SCHEMAS`` (``[]``): see
+  :mod:`flask_tenants.strict`.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .exceptions import ConfigurationError
+from .identification import IdentificationSettings, parse_identification
 from .naming import normalize_host
 
 __all__ = ["TenancySettings", "DEFAULT_URL_PREFIX", "DEFAULT_NON_TENANT_SUBDOMAINS"]
@@ -55,6 +64,12 @@ class TenancySettings:
     shared_schemas: tuple[str, ...] = ("public",)
     database_url: str | None = None
     engine_options: Mapping[str, Any] = field(default_factory=dict)
+    identification: IdentificationSettings = field(default_factory=IdentificationSettings)
+    strict: bool = False
+    strict_allowed_schemas: tuple[str, ...] = ()
+    # Citus schema-based sharding (flask_tenants.citus): True, False or "auto"
+    citus: bool | str = "auto"
+    citus_reference_tables: tuple[str, ...] = ()
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any], **overrides: Any) -> TenancySettings:
@@ -72,8 +87,19 @@ class TenancySettings:
             "shared_schemas": get("TENANTS_SHARED_SCHEMAS", ("public",)),
             "database_url": get("TENANTS_DATABASE_URL") or get("SQLALCHEMY_DATABASE_URI"),
             "engine_options": get("TENANTS_ENGINE_OPTIONS", {}),
+            "strict": get("TENANTS_STRICT", False),
+            "strict_allowed_schemas": get("TENANTS_STRICT_ALLOWED_SCHEMAS", ()),
+            "citus": get("TENANTS_CITUS", "auto"),
+            "citus_reference_tables": get("TENANTS_CITUS_REFERENCE_TABLES", ()),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
+        # identification strategies (flask_tenants.identification); they decide the fallback
+        explicit = "TENANTS_SUBDOMAIN_FALLBACK" in config or "subdomain_fallback" in overrides
+        ident = parse_identification(
+            config, bool(values["subdomain_fallback"]) if explicit else None
+        )
+        values["identification"] = ident
+        values["subdomain_fallback"] = ident.uses_subdomain
         return cls._validated(values)
 
     @classmethod
@@ -112,4 +138,34 @@ class TenancySettings:
             shared_schemas=shared,
             database_url=v["database_url"],
             engine_options=dict(v["engine_options"] or {}),
+            identification=v["identification"],
+            strict=bool(v["strict"]),
+            strict_allowed_schemas=_names(
+                v["strict_allowed_schemas"], "TENANTS_STRICT_ALLOWED_SCHEMAS"
+            ),
+            citus=_citus_mode(v["citus"]),
+            citus_reference_tables=_table_names(v["citus_reference_tables"]),
         )
+
+
+def _citus_mode(value: Any) -> bool | str:
+    """``TENANTS_CITUS``: a bool, or 'auto'; the strings of environment variables are accepted."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in ("auto", "true", "false", "1", "0", "yes", "no", "on", "off"):
+        return "auto" if word == "auto" else word in ("true", "1", "yes", "on")
+    raise ConfigurationError(f"TENANTS_CITUS must be True, False or 'auto', not {value!r}")
+
+
+def _table_names(value: Any) -> tuple[str, ...]:
+    """``TENANTS_CITUS_REFERENCE_TABLES``: 'table' or 'schema.table' names, case kept."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, Iterable) or not all(
+        isinstance(i, str) and 0 < len(i.split(".")) <= 2 and all(i.split(".")) for i in items
+    ):
+        raise ConfigurationError(
+            "TENANTS_CITUS_REFERENCE_TABLES must be a list of table names such as "
+            f"['plans', 'public.countries'], not {value!r}"
+        )
+    return tuple(items)

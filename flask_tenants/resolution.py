@@ -14,6 +14,10 @@ Rules, in order:
    ending in ``localhost``) and the label is a valid tenant name. A host that names no existing
    tenant is a 404; a deactivated tenant a 403.
 
+Other identification strategies (path prefix, trusted header; :mod:`flask_tenants.identification`)
+name a tenant directly: the doors pass their :class:`~flask_tenants.identification.Identified`
+result to :meth:`Resolver.begin`, and the lookup key ``'=<name>'`` selects the tenant by name.
+
 Results, misses included, are cached for ``TENANTS_CACHE_TTL`` seconds; a change committed
 through this process clears the cache at once, other processes see it within the TTL.
 """
@@ -66,6 +70,7 @@ class Resolver:
         self.tenant_table = tenant_model.__table__
         self.domain_table = domain_model.__table__ if domain_model is not None else None
         self.has_deactivated = "deactivated" in self.tenant_table.c
+        self.identification = settings.identification  # strategies (identification.py)
         self._cache: dict[str, tuple[float, Resolution]] = {}
         self._lock = threading.Lock()
         _resolvers.add(self)
@@ -100,8 +105,12 @@ class Resolver:
         """One statement finding the tenant of ``host`` (domain first, then the fallback)."""
         t = self.tenant_table
         deactivated = t.c.deactivated if self.has_deactivated else literal(False)
+        if host.startswith("="):  # a tenant named by the path or header strategy
+            return (
+                select(t.c.name, deactivated.label("deactivated")).where(t.c.name == host[1:])
+            ).limit(1)
         parts = []
-        if self.domain_table is not None:
+        if self.domain_table is not None and self.identification.uses_domain:
             d = self.domain_table
             parts.append(
                 select(t.c.name, deactivated.label("deactivated"), literal(0).label("prio"))
@@ -152,13 +161,19 @@ class Resolver:
             else:
                 self._cache.pop(host, None)
 
-    def begin(self, raw_host: str | None) -> tuple[Resolution | None, str | None]:
+    def begin(
+        self, raw_host: str | None, identified: Any = None
+    ) -> tuple[Resolution | None, str | None]:
         """First half of a resolution, without I/O: a final answer, or the host to look up.
 
         Returns ``(resolution, None)`` when no query is needed (public host, cache hit) and
         ``(None, host)`` when the caller must run :meth:`lookup_query` and call :meth:`finish`.
-        Raises TenantNotFoundError for a malformed host.
+        Raises TenantNotFoundError for a malformed host. ``identified``: the
+        :class:`~flask_tenants.identification.Identified` of the request when strategies other
+        than the host ones are configured (None: the host decides, as by default).
         """
+        if identified is not None and identified.kind != "host":
+            return self._begin_identified(raw_host, identified)
         kind, host = self.classify(raw_host)
         if kind == "public":
             return PUBLIC_RESOLUTION, None
@@ -170,6 +185,21 @@ class Resolver:
         if res is not None:
             return self.check(res, raw_host), None
         return None, host
+
+    def _begin_identified(
+        self, raw_host: str | None, identified: Any
+    ) -> tuple[Resolution | None, str | None]:
+        if identified.kind == "public":
+            return PUBLIC_RESOLUTION, None
+        if identified.kind != "name" or not identified.name:
+            raise TenantNotFoundError(
+                tenant=identified.name, host=raw_host, message="No tenant is served here."
+            )
+        key = "=" + identified.name
+        res = self.cached(key)
+        if res is not None:
+            return self.check(res, raw_host), None
+        return None, key
 
     def finish(self, host: str, row: Any | None, raw_host: str | None) -> Resolution:
         """Second half: interpret the lookup row, cache it, raise 404/403 as needed."""

@@ -19,6 +19,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import MapAdapter, RequestRedirect
 from werkzeug.utils import redirect
 
+from .identification import identify_wsgi
+
 if TYPE_CHECKING:
     from flask import Flask
 
@@ -93,8 +95,7 @@ class TenantPathMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         state = self.ext.state_for(self.app)
-        host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME")
-        kind, _ = state.resolver.classify(host)
+        kind = identify_wsgi(state, environ)  # the host (default), or path/header strategies
         if kind == "lookup":
             path = environ.get("PATH_INFO") or "/"
             new = route_tenant_path(

@@ -41,6 +41,7 @@ from ..context import TenantBinding, _reset, _set, current_binding
 from ..declarative import Base
 from ..exceptions import ConfigurationError
 from ..extension import PENDING_KEY
+from ..identification import IDENTIFIED_KEY
 from ..isolation import install
 from ..models import DomainMixin, TenantMixin
 from ..resolution import Resolution
@@ -238,11 +239,13 @@ class QuartTenants(TenancyDoor):
         )
 
     # -- resolution -----------------------------------------------------------------------
-    async def resolve(self, host: str | None, state: TenancyState | None = None) -> Resolution:
+    async def resolve(
+        self, host: str | None, state: TenancyState | None = None, identified: Any = None
+    ) -> Resolution:
         """The tenant of ``host``: cached, else one query on the async engine (concurrent
         requests for the same uncached host share it). Raises the 404/403 errors."""
         st = state or self._lifecycle_state()
-        res, lookup = st.resolver.begin(host)
+        res, lookup = st.resolver.begin(host, identified)
         if res is not None:
             return res
         assert lookup is not None
@@ -278,7 +281,7 @@ class QuartTenants(TenancyDoor):
         if req.scope.get(GONE_KEY):
             raise asyncio.CancelledError()  # the client went away before the handler started
         state = self.state_for(current_app)
-        res = await self.resolve(req.host, state)
+        res = await self.resolve(req.host, state, req.scope.get(IDENTIFIED_KEY))
         binding = self.request_binding(state, res, req.endpoint)
         if req.scope.get(GONE_KEY):
             raise asyncio.CancelledError()

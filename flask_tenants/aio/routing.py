@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.utils import redirect
 
 from ..exceptions import TenantNotFoundError
+from ..identification import identify_asgi
 from ..routing import ORIGINAL_PATH, TENANT_HOST, TenantRedirect, route_tenant_path, strip_prefix
 from .session import close_session
 
@@ -85,7 +86,7 @@ class TenantPathASGIMiddleware:
             error = TenantNotFoundError(host=host, message=f"No tenant is served at {host!r}.")
             await _send_response(send, error.get_response())
             return False
-        kind, _ = state.resolver.classify(host)
+        kind = identify_asgi(state, scope, host)  # the host (default), or path/header
         if kind != "lookup":
             return True
         root = scope.get("root_path") or ""
