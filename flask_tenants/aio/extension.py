@@ -153,6 +153,7 @@ class QuartTenants(TenancyDoor):
         self.session_options = dict(session_options or {})
         self._owns_engine: dict[int, AsyncEngine] = {}
         self._inflight: dict[tuple[int, int, str], asyncio.Future[Any]] = {}
+        self._apps: list[Quart] = []
 
     # -- setup ----------------------------------------------------------------------------
     def init(
@@ -207,6 +208,7 @@ class QuartTenants(TenancyDoor):
         state.session_maker = create_session_maker(engine, self.session_options)
         state.is_async = True
         self.register_state(app, state)
+        self._apps.append(app)
 
         app.before_request_funcs.setdefault(None, []).insert(0, self._before_request)
         app.teardown_request(self._teardown_request)
@@ -233,6 +235,8 @@ class QuartTenants(TenancyDoor):
             return self.state_for(current_app)
         if self.app is not None:
             return self.state_for(self.app)
+        if len(self._apps) == 1:  # factory style, one app: no need for an app context
+            return self.state_for(self._apps[0])
         raise ConfigurationError(
             "No app context: run inside 'async with app.app_context():', or give the app to "
             "QuartTenants(app, ...)."
