@@ -301,6 +301,8 @@ class Consistency:
     tenants_without_schema: list[str] = field(default_factory=list)
     orphan_schemas: list[str] = field(default_factory=list)
     tenant_tables_in_shared_schemas: list[str] = field(default_factory=list)
+    #: ``schema.table`` of tenant tables missing from a tenant's schema (half-made, unmigrated)
+    tenants_missing_tables: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -308,6 +310,7 @@ class Consistency:
             self.tenants_without_schema
             or self.orphan_schemas
             or self.tenant_tables_in_shared_schemas
+            or self.tenants_missing_tables
         )
 
 
@@ -322,7 +325,8 @@ def check_consistency(
     * tenants whose schema is missing;
     * orphan schemas: schemas (other than system and shared ones) holding a tenant table but no
       tenant row;
-    * tenant tables found in a shared schema (where tenant queries could fall through to).
+    * tenant tables found in a shared schema (where tenant queries could fall through to);
+    * tenant tables missing from a tenant's schema.
     """
     shared = list(shared_schemas)
     names = [
@@ -365,6 +369,20 @@ def check_consistency(
                 ),
                 {"t": table_names, "s": shared},
             )
+        )
+        present = {
+            (s, t)
+            for s, t in conn.execute(
+                text(
+                    "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n "
+                    "ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') "
+                    "AND c.relname = ANY(:t) AND n.nspname = ANY(:n)"
+                ),
+                {"t": table_names, "n": names},
+            )
+        }
+        result.tenants_missing_tables = sorted(
+            f"{n}.{t}" for n in names if n in schemas for t in table_names if (n, t) not in present
         )
     return result
 
