@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import privileges as _privileges  # noqa: F401 - registers the owner-role flush hook
 from .context import current_tenant, tenant_context
 from .exceptions import (
     ConfigurationError,

@@ -20,6 +20,9 @@
   ``TENANTS_TENANT_HEADER``, ``TENANTS_PATH_PREFIX``: see :mod:`flask_tenants.identification`.
 * ``TENANTS_STRICT`` (``False``), ``TENANTS_STRICT_ALLOWED_SCHEMAS`` (``[]``): see
   :mod:`flask_tenants.strict`.
+* ``TENANTS_OWNER_ROLE`` (``None``): the database role that owns tenant schemas; lifecycle DDL
+  runs under ``SET LOCAL ROLE`` to it, in the same transaction. See
+  :mod:`flask_tenants.privileges`.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ class TenancySettings:
     # Citus schema-based sharding (flask_tenants.citus): True, False or "auto"
     citus: bool | str = "auto"
     citus_reference_tables: tuple[str, ...] = ()
+    owner_role: str | None = None
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any], **overrides: Any) -> TenancySettings:
@@ -91,6 +95,7 @@ class TenancySettings:
             "strict_allowed_schemas": get("TENANTS_STRICT_ALLOWED_SCHEMAS", ()),
             "citus": get("TENANTS_CITUS", "auto"),
             "citus_reference_tables": get("TENANTS_CITUS_REFERENCE_TABLES", ()),
+            "owner_role": get("TENANTS_OWNER_ROLE"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         # identification strategies (flask_tenants.identification); they decide the fallback
@@ -145,7 +150,16 @@ class TenancySettings:
             ),
             citus=_citus_mode(v["citus"]),
             citus_reference_tables=_table_names(v["citus_reference_tables"]),
+            owner_role=_role(v["owner_role"]),
         )
+
+
+def _role(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError(f"TENANTS_OWNER_ROLE must be a role name, not {value!r}")
+    return value
 
 
 def _citus_mode(value: Any) -> bool | str:
