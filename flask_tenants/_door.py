@@ -21,7 +21,9 @@ from .context import TenantBinding
 from .exceptions import ConfigurationError
 from .migrations import attach_migrations
 from .resolution import Resolution
+from .signals import send_resolved, tenant_resolved
 from .state import TenancyState
+from .strict import install_for_state
 
 __all__ = ["TenancyDoor", "find_model"]
 
@@ -115,6 +117,7 @@ class TenancyDoor:
         """Attach the schema lifecycle to the models and publish ``state`` on ``app``."""
         lifecycle.register_model_events(state.tenant_model, state.domain_model)
         app.extensions[EXTENSION_KEY] = state
+        install_for_state(state, app)  # TENANTS_STRICT: flask_tenants/strict.py
         attach_migrations(app, state)
 
     # -- per-app access -------------------------------------------------------------------
@@ -188,4 +191,6 @@ class TenancyDoor:
             if self.scope_of(endpoint) == "tenant":
                 raise NotFound()
             return state.public
+        if tenant_resolved.receivers:  # the tenant_resolved signal (signals.py)
+            send_resolved(res)
         return state.binding(res.tenant)

@@ -56,6 +56,7 @@ __all__ = [
     "drain",
     "record",
     "record_tenant_update",
+    "send_resolved",
 ]
 
 log = logging.getLogger("flask_tenants.signals")
@@ -197,3 +198,11 @@ def _send_committed(session: Session) -> None:
     sender = current_app_or_none()
     for _txn, signal, kwargs in pending:
         send(signal, sender, **kwargs)
+
+
+def send_resolved(resolution: Any) -> None:
+    """Send ``tenant_resolved`` for a request resolved to a tenant (called by both doors)."""
+    host = resolution.host
+    if host is not None and host.startswith("="):
+        host = None  # named by the path or header strategy, not by a host
+    send(tenant_resolved, current_app_or_none(), tenant=resolution.tenant, host=host)

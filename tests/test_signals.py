@@ -178,3 +178,27 @@ def test_send_helper_mixes_sync_and_async_receivers() -> None:
     assert sorted(got) == ["async:acme", "sync:acme"]
     assert results[sync_receiver] == "s" and results[async_receiver] == "a"
     assert signals.send(tenant_migrated, None, tenant="x") == []  # no receivers: nothing to do
+
+
+def test_tenant_resolved_on_tenant_requests_only(fresh_db: str) -> None:
+    from flask_tenants.signals import tenant_resolved
+
+    app = make_app(fresh_db, TENANTS_IDENTIFICATION=["domain", "subdomain", "path"])
+    app.extensions["test_tenancy"].create_tenant("acme", domains=["acme.example.com"])
+    got: list[tuple[Any, dict[str, Any]]] = []
+
+    def receiver(sender: Any, **kw: Any) -> None:
+        got.append((sender, kw))
+
+    tenant_resolved.connect(receiver)
+    try:
+        c = app.test_client()
+        assert c.get("/tanks", base_url="http://acme.example.com").status_code == 200
+        assert c.get("/", base_url="http://www.example.com").status_code == 200
+        assert c.get("/t/acme/tanks", base_url="http://www.example.com").status_code == 200
+    finally:
+        tenant_resolved.disconnect(receiver)
+    assert got == [
+        (app, {"tenant": "acme", "host": "acme.example.com"}),
+        (app, {"tenant": "acme", "host": None}),
+    ]
