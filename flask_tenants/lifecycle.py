@@ -82,7 +82,10 @@ def _after_update(mapper: Mapper[Any], conn: Connection, target: Any) -> None:
         conn.execute(update(dt).where(dt.c.tenant_name == old).values(tenant_name=new))
 
 
-def _after_delete(mapper: Mapper[Any], conn: Connection, target: Any) -> None:
+def _before_delete(mapper: Mapper[Any], conn: Connection, target: Any) -> None:
+    # Before the row's DELETE: tenant tables may reference the tenant row (a foreign key to
+    # tenants.id); with the schema gone first, deleting the row does not violate them. A failed
+    # DELETE still rolls the drop back with the transaction.
     st = _state(target)
     drop_tenant_schema(conn, target.name, st.settings.shared_schemas)
     _mark_changed(target)
@@ -98,7 +101,7 @@ def register_model_events(tenant_model: type, domain_model: type | None) -> None
     if tenant_model not in _registered:
         event.listen(tenant_model, "after_insert", _after_insert, propagate=True)
         event.listen(tenant_model, "after_update", _after_update, propagate=True)
-        event.listen(tenant_model, "after_delete", _after_delete, propagate=True)
+        event.listen(tenant_model, "before_delete", _before_delete, propagate=True)
         _registered.add(tenant_model)
     if domain_model is not None and domain_model not in _registered:
         for name in ("after_insert", "after_update", "after_delete"):
@@ -147,6 +150,18 @@ def _domain_taken(session: Session, st: TenancyState, domain: str) -> bool:
     )
 
 
+def _tenant_host(st: TenancyState, domain: str) -> str:
+    """``domain`` normalised, or DomainError when requests for it would never reach a tenant."""
+    host = normalize_domain(domain)
+    if st.resolver.classify(host)[0] != "lookup":
+        raise DomainError(
+            f"The domain {host!r} is served from the public schema (no dot, a first label in "
+            "TENANTS_NON_TENANT_SUBDOMAINS, or one of TENANTS_PUBLIC_DOMAINS), so it can never "
+            "select a tenant: use another host name, or change those settings."
+        )
+    return host
+
+
 def _new_domain(st: TenancyState, tenant: Any, domain: str, primary: bool) -> Any:
     dm = _require_domains(st)
     values: dict[str, Any] = {"domain_name": domain, "is_primary": primary}
@@ -163,7 +178,7 @@ def create_tenant(
 ) -> Any:
     """Add tenant ``name`` with its schema, tables and ``domains`` (the first one primary)."""
     validate_tenant_name(name, st.settings.shared_schemas)
-    hosts = [normalize_domain(d) for d in domains]
+    hosts = [_tenant_host(st, d) for d in domains]
     if len(set(hosts)) != len(hosts):
         raise DomainError(f"The same domain is given twice: {hosts}")
     for h in hosts:
@@ -233,7 +248,7 @@ def add_domain(
     session: Session, st: TenancyState, name: str, domain: str, primary: bool = False
 ) -> Any:
     """Give tenant ``name`` another host name."""
-    host = normalize_domain(domain)
+    host = _tenant_host(st, domain)
     tenant = get_tenant(session, st, name)
     if _domain_taken(session, st, host):
         raise DomainError(f"The domain {host!r} already belongs to a tenant.")

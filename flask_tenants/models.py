@@ -34,6 +34,7 @@ __all__ = [
     "db",
     "is_tenant_table",
     "tenant_tables",
+    "unqualify_placeholder_tables",
     "shared_tables",
 ]
 
@@ -54,6 +55,17 @@ def tenant_tables(metadatas: Iterable[MetaData]) -> list[Table]:
     for md in metadatas:
         out.extend(t for t in md.sorted_tables if is_tenant_table(t))
     return out
+
+
+def unqualify_placeholder_tables(tables: Iterable[Table]) -> None:
+    """Render tables declared in the placeholder schema ``tenant`` (the original
+    ``BaseTenantModel``'s ``__table_args__``) without a schema from now on, so that queries find
+    them through the search_path -- in the current tenant's schema -- instead of in a schema
+    called ``tenant``. They stay marked tenant-specific and keep their key in their MetaData."""
+    for table in tables:
+        if table.schema == TENANT_SCHEMA_PLACEHOLDER:
+            table.info["tenant_specific"] = True
+            table.schema = None
 
 
 def shared_tables(metadata: MetaData) -> list[Table]:

@@ -11,7 +11,7 @@ from ._frameworks import EXTENSION_KEY, current_app_or_none
 from .config import TenancySettings
 from .context import TenantBinding, binding_for, public_binding
 from .exceptions import ConfigurationError
-from .models import TENANT_SCHEMA_PLACEHOLDER, tenant_tables
+from .models import TENANT_SCHEMA_PLACEHOLDER, tenant_tables, unqualify_placeholder_tables
 from .resolution import Resolver
 
 __all__ = ["TenancyState", "current_state", "current_state_or_none", "state_for_model"]
@@ -58,6 +58,7 @@ class TenancyState:
         #: The tenant migrations (flask_tenants.migrations.TenantMigrations), when configured.
         self.migrations: Any = None
         _by_model[tenant_model] = self
+        self.tenant_tables  # noqa: B018 - placeholder-schema tables are unqualified from the start
 
     @property
     def has_deactivated(self) -> bool:
@@ -82,6 +83,7 @@ class TenancyState:
         cached = self._tables
         if cached is None or cached[0] != count:
             cached = (count, tenant_tables(self.metadatas))
+            unqualify_placeholder_tables(cached[1])
             self._tables = cached
         return cached[1]
 
