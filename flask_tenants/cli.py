@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from . import lifecycle
 from ._frameworks import current_app_or_none
 from .context import _reset, _set
+from .doctor import register_doctor
 from .exceptions import FlaskTenantsError
 from .migrations import (
     MigrationReport,
@@ -702,6 +703,7 @@ def make_cli(group_cls: type[click.Group] = AppGroup, name: str = "tenants") -> 
     another framework's ``AppGroup`` pushes its own app context around each command)."""
     group = group_cls(name, help="Manage tenants: create, list, rename, delete, migrate, exec.")
     _define(group)
+    register_doctor(group)  # flask tenants doctor (flask_tenants/doctor.py)
     return group
 
 
