@@ -97,9 +97,15 @@ class TenantPathMiddleware:
         state = self.ext.state_for(self.app)
         kind = identify_wsgi(state, environ)  # the host (default), or path/header strategies
         if kind == "lookup":
+            try:
+                adapter = self.app.url_map.bind_to_environ(environ)
+            except HTTPException:
+                # a host werkzeug cannot bind (e.g. an empty IDNA label): nothing to rewrite,
+                # Flask answers it (400) as it does without this middleware
+                return self.wsgi_app(environ, start_response)
             path = environ.get("PATH_INFO") or "/"
             new = route_tenant_path(
-                self.app.url_map.bind_to_environ(environ),
+                adapter,
                 path,
                 environ.get("REQUEST_METHOD", "GET"),
                 state.settings.url_prefix,
