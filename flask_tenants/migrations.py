@@ -97,6 +97,10 @@ TENANT_MARKER = "TENANT MIGRATION"
 PUBLIC_MARKER = "PUBLIC MIGRATION"
 _REQUEST = "flask_tenants.request"
 _LOCK_SQL = text("SELECT pg_advisory_xact_lock(hashtext('flask_tenants.migrate'), hashtext(:s))")
+_LOCK_CHECK_CLIENT_SQL = text(
+    "SELECT pg_advisory_xact_lock(hashtext('flask_tenants.migrate'), hashtext(:s)), "
+    "set_config('client_connection_check_interval', '1000', true)"
+)
 
 
 class MigrationError(FlaskTenantsError, RuntimeError):
@@ -417,6 +421,10 @@ class _Request:
     schema: str
     metadata: MetaData
     tenant_table_names: frozenset[str]
+    #: the schema is known to have its version table (read in the fleet query): skip the check
+    versioned: bool = False
+    #: the version heads after each applied step (on_version_apply)
+    heads_after: tuple[str, ...] | None = None
 
 
 def _tenant_metadata(state: TenancyState) -> tuple[MetaData, frozenset[str]]:
@@ -446,21 +454,24 @@ def run_tenant_env(**configure_kwargs: Any) -> None:
         )
     user_object = configure_kwargs.pop("include_object", None)
     user_name = configure_kwargs.pop("include_name", None)
-    schema_tables = {
-        r[0]
-        for r in req.connection.execute(
-            text(
-                "SELECT relname FROM pg_class WHERE relnamespace = to_regnamespace(:s) "
-                "AND relkind IN ('r', 'p', 'v', 'm', 'f')"
-            ),
-            {"s": req.schema},
-        )
-    }
-    schema_tables.discard(VERSION_TABLE)
+    schema_tables: set[str] = set()
 
-    def include_name(name: Any, type_: str, parent_names: Any) -> bool:
+    def include_name(name: Any, type_: str, parent_names: Any) -> bool:  # autogenerate only
         if type_ == "schema" and name is not None:
             return False
+        if type_ == "table" and not schema_tables:
+            schema_tables.update(
+                r[0]
+                for r in req.connection.execute(
+                    text(
+                        "SELECT relname FROM pg_class WHERE relnamespace = to_regnamespace(:s) "
+                        "AND relkind IN ('r', 'p', 'v', 'm', 'f')"
+                    ),
+                    {"s": req.schema},
+                )
+            )
+            schema_tables.discard(VERSION_TABLE)
+            schema_tables.add("\0")  # computed, even for an empty schema
         if type_ == "table" and name not in schema_tables:
             return False  # a shared table seen through the search_path
         return True if user_name is None else bool(user_name(name, type_, parent_names))
@@ -483,7 +494,11 @@ def run_tenant_env(**configure_kwargs: Any) -> None:
             directives[:] = []
             context.config.attributes["flask_tenants.empty"] = True
 
+    def applied(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+        req.heads_after = tuple(sorted(heads))
+
     opts: dict[str, Any] = {
+        "on_version_apply": [applied],
         "connection": req.connection,
         "target_metadata": req.metadata,
         "version_table": VERSION_TABLE,
@@ -493,8 +508,16 @@ def run_tenant_env(**configure_kwargs: Any) -> None:
         "include_object": include_object,
         "process_revision_directives": skip_empty,
     }
+    user_apply = configure_kwargs.pop("on_version_apply", None)
+    if user_apply:
+        opts["on_version_apply"] = [applied, *user_apply]
     opts.update(configure_kwargs)
     context.configure(**opts)
+    if req.versioned:
+        # The fleet query saw this schema's version table, and it is ours (schema-qualified):
+        # skip Alembic's has_table() reflection query, the slowest statement of a tenant's run.
+        mc = context.get_context()
+        mc._has_version_table = lambda: True  # type: ignore[method-assign]
     with context.begin_transaction():
         context.run_migrations()
 
@@ -538,10 +561,15 @@ class _Worker:
         self.target = target
         self.engine = engine or sync_engine(state)
         self.conn: Connection | None = None
+        self.check_client = False
 
     def _connection(self) -> Connection:
         if self.conn is None or self.conn.closed or self.conn.invalidated:
             self.conn = self.engine.connect()
+            # PostgreSQL 14+ can notice a vanished client during a long statement: a worker
+            # killed on Ctrl-C then does not leave its backend migrating (and locking) on.
+            version = self.conn.dialect.server_version_info or (0,)
+            self.check_client = tuple(version) >= (14,)
         return self.conn
 
     def close(self) -> None:
@@ -549,26 +577,35 @@ class _Worker:
             self.conn.close()
             self.conn = None
 
-    def run_env(self, conn: Connection, schema: str, fn: Callable[..., Any], **kw: Any) -> None:
+    def run_env(
+        self,
+        conn: Connection,
+        schema: str,
+        fn: Callable[..., Any],
+        versioned: bool = False,
+        **kw: Any,
+    ) -> _Request:
         """Run the tenant env.py on ``conn`` (in a transaction, search_path already set)."""
         from alembic.runtime.environment import EnvironmentContext
 
-        self.cfg.attributes[_REQUEST] = _Request(conn, schema, self.metadata, self.names)
+        req = _Request(conn, schema, self.metadata, self.names, versioned)
+        self.cfg.attributes[_REQUEST] = req
         try:
             with EnvironmentContext(self.cfg, self.script, fn=fn, **kw):
                 self.script.run_env()
         finally:
             self.cfg.attributes.pop(_REQUEST, None)
+        return req
 
-    def upgrade(self, name: str) -> TenantResult:
+    def upgrade(self, name: str, versioned: bool = False) -> TenantResult:
         """Upgrade tenant ``name`` to the target in its own transaction."""
-        return self.run(name, "upgrade")
+        return self.run(name, "upgrade", versioned)
 
-    def stamp(self, name: str) -> TenantResult:
+    def stamp(self, name: str, versioned: bool = False) -> TenantResult:
         """Set tenant ``name``'s version table to the target, running no migration."""
-        return self.run(name, "stamp")
+        return self.run(name, "stamp", versioned)
 
-    def run(self, name: str, action: str) -> TenantResult:
+    def run(self, name: str, action: str, versioned: bool = False) -> TenantResult:
         t0 = time.perf_counter()
         seen: dict[str, tuple[str, ...]] = {}
 
@@ -585,14 +622,13 @@ class _Worker:
             token = _set(binding)
             try:
                 with conn.begin():  # the transaction hook sets the tenant's search_path (local)
-                    conn.execute(_LOCK_SQL, {"s": name})
-                    self.run_env(conn, name, fn, destination_rev=self.target)
-                    after = tuple(
-                        sorted(conn.execute(select(_version_table(name).c.version_num)).scalars())
-                    )
+                    lock = _LOCK_CHECK_CLIENT_SQL if self.check_client else _LOCK_SQL
+                    conn.execute(lock, {"s": name})
+                    req = self.run_env(conn, name, fn, versioned, destination_rev=self.target)
             finally:
                 _reset(token)
             result.before = seen.get("before", ())
+            after = req.heads_after if req.heads_after is not None else result.before
             result.after = after
             if result.before == after:
                 result.status = "skipped"
@@ -661,9 +697,12 @@ def _proc_init() -> None:
     w.conn = None
 
 
-def _proc_task(name: str) -> TenantResult:
+def _proc_task(item: tuple[str, bool]) -> TenantResult:
     assert _FORK_WORKER is not None
-    return _FORK_WORKER.upgrade(name)
+    try:
+        return _FORK_WORKER.upgrade(*item)
+    except BaseException as exc:  # never let a worker die silently: the pool would wait forever
+        return TenantResult(item[0], "failed", error=f"{type(exc).__name__} in the migration")
 
 
 def migrate_tenants(
@@ -696,12 +735,12 @@ def migrate_tenants(
         if missing:
             raise MigrationError(f"Unknown tenant(s): {', '.join(missing)}")
     report = MigrationReport(heads, read_seconds=time.perf_counter() - t0)
-    pending: list[str] = []
+    pending: list[tuple[str, bool]] = []
     for name, rev in revisions.items():
         if rev.at(heads):
             report.results.append(TenantResult(name, "skipped", rev.revisions, rev.revisions))
         else:
-            pending.append(name)
+            pending.append((name, rev.versioned))
     if on_plan is not None:
         on_plan(len(pending), len(report.results))
     script.revision_map  # noqa: B018 - load revisions once, before any fork
@@ -721,8 +760,8 @@ def migrate_tenants(
         if mode == "sequential":
             w = _Worker(state, migrations, "heads", engine)
             try:
-                for name in pending:
-                    record(w.upgrade(name))
+                for name, versioned in pending:
+                    record(w.upgrade(name, versioned))
             finally:
                 w.close()
         elif mode == "thread":
@@ -739,7 +778,7 @@ def _run_threads(
     state: TenancyState,
     migrations: TenantMigrations,
     engine: Engine,
-    pending: list[str],
+    pending: list[tuple[str, bool]],
     jobs: int,
     record: Callable[[TenantResult], None],
 ) -> None:
@@ -747,13 +786,13 @@ def _run_threads(
     workers: list[_Worker] = []
     lock = threading.Lock()
 
-    def task(name: str) -> TenantResult:
+    def task(item: tuple[str, bool]) -> TenantResult:
         w = getattr(local, "w", None)
         if w is None:
             w = local.w = _Worker(state, migrations, "heads", engine)
             with lock:
                 workers.append(w)
-        return w.upgrade(name)
+        return w.upgrade(*item)
 
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="flask-tenants-migrate")
     try:
@@ -772,7 +811,7 @@ def _run_processes(
     state: TenancyState,
     migrations: TenantMigrations,
     engine: Engine,
-    pending: list[str],
+    pending: list[tuple[str, bool]],
     jobs: int,
     record: Callable[[TenantResult], None],
 ) -> None:
@@ -833,7 +872,7 @@ def stamp_tenants(
             missing = sorted(set(wanted) - set(revisions))
             if missing:
                 raise MigrationError(f"Unknown tenant(s): {', '.join(missing)}")
-        return [w.stamp(name) for name in revisions]
+        return [w.stamp(name, rev.versioned) for name, rev in revisions.items()]
     finally:
         w.close()
 
