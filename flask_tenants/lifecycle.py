@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, event, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapper, Session, attributes, object_session
+from sqlalchemy.orm import Mapper, ORMExecuteState, Session, attributes, object_session
 
 from .exceptions import (
     ConfigurationError,
@@ -118,6 +118,22 @@ def _invalidate_after_commit(session: Session) -> None:
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_after_rollback(session: Session, previous_transaction: Any) -> None:
     session.info.pop(_CHANGED, None)
+
+@event.listens_for(Session, "do_orm_execute")
+def _watch_bulk_changes(state: ORMExecuteState) -> None:
+    # Bulk UPDATE/DELETE (Tenant.query.filter_by(...).update(...), session.execute(update(...)))
+    # fire no mapper events: without this, the resolution cache kept the old answer until its TTL.
+    if not (state.is_update or state.is_delete):
+        return
+    mapper = state.bind_mapper
+    if mapper is not None:
+        watched = any(issubclass(mapper.class_, model) for model in _registered)
+    else:
+        table = getattr(state.statement, "table", None)
+        watched = any(table is getattr(model, "__table__", None) for model in _registered)
+    if watched:
+        state.session.info[_CHANGED] = True
+
 
 
 # -- the lifecycle API over a Session (no commit: the door wraps the transaction) ---------------
