@@ -212,3 +212,27 @@ def test_jobs_example_runs(fresh_db: str) -> None:
         "initech: marked 3 invoices paid, total 900 cents",
         "umbrella: marked 4 invoices paid, total 1600 cents",
     ]
+
+
+def test_extras_tour_example_runs(fresh_db: str) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parent.parent / "examples" / "extras_tour.py"
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        env={**os.environ, "DATABASE_URL": fresh_db},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "renamed initech -> initrode" in lines
+    assert "[('acme', 2), ('globex', 2), ('initrode', 2)]" in lines
+    assert "allowed: ['welcome-globex', 'globex-customer']" in lines
+    assert "totals: {'acme': 1000, 'globex': 1000, 'initrode': 1000}" in lines
+    assert lines[-1] == "{'customers': ['welcome-globex', 'globex-customer'], 'tenant': 'globex'}"
+    assert sum(line.startswith("refused: Strict mode") for line in lines) == 2
