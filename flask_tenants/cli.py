@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import lifecycle
 from ._frameworks import current_app_or_none
+from .citus import make_citus_cli, tenant_placements  # Citus: each tenant's node, citus commands
 from .context import _reset, _set
 from .doctor import register_doctor
 from .exceptions import FlaskTenantsError
@@ -235,7 +236,12 @@ def _define(group: click.Group) -> None:  # noqa: C901 - one place that lists ev
             ]
             for r in rows
         ]
-        click.echo(_table(["NAME", "DOMAINS", "PRIMARY", "STATUS", "REVISION"], table_rows))
+        headers = ["NAME", "DOMAINS", "PRIMARY", "STATUS", "REVISION"]
+        if any(r["node"] for r in rows):  # tenants on a Citus cluster: the node of each one
+            headers.append("NODE")
+            for table_row, r in zip(table_rows, rows, strict=True):
+                table_row.append(r["node"] or "(not distributed)")
+        click.echo(_table(headers, table_rows))
         click.echo(f"{len(rows)} tenant(s).")
 
     @command("rename")
@@ -455,7 +461,8 @@ def _define(group: click.Group) -> None:  # noqa: C901 - one place that lists ev
 
 
 def list_tenants(state: TenancyState) -> list[dict[str, Any]]:
-    """The rows of ``flask tenants list``: name, domains, primary, status, revision."""
+    """The rows of ``flask tenants list``: name, domains, primary, status, revision, node (the
+    Citus worker holding the tenant; None without Citus)."""
     tt = state.tenant_model.__table__
     cols = [tt.c.name]
     if state.has_deactivated:
@@ -478,6 +485,7 @@ def list_tenants(state: TenancyState) -> list[dict[str, Any]]:
                 ):
                     domains.setdefault(tname, []).append((dname, bool(primary)))
             revisions = read_revisions(conn, state) if has_migrations else {}
+            nodes = tenant_placements(conn)  # Citus: {schema: "host:port"}; {} without Citus
             conn.rollback()
     finally:
         _reset(token)
@@ -503,6 +511,7 @@ def list_tenants(state: TenancyState) -> list[dict[str, Any]]:
                 "revisions": list(rev.revisions) if rev is not None else [],
                 "at_head": bool(rev.at(heads)) if rev is not None and has_migrations else None,
                 "revision_display": display,
+                "node": nodes.get(name),
             }
         )
     return out
@@ -704,6 +713,7 @@ def make_cli(group_cls: type[click.Group] = AppGroup, name: str = "tenants") -> 
     group = group_cls(name, help="Manage tenants: create, list, rename, delete, migrate, exec.")
     _define(group)
     register_doctor(group)  # flask tenants doctor (flask_tenants/doctor.py)
+    group.add_command(make_citus_cli(group_cls))  # flask tenants citus ... (flask_tenants/citus.py)
     return group
 
 

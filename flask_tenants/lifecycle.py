@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session, attributes, object_session
 
+from .citus import create_tenant_schema  # plain schema, or a Citus distributed one (citus.py)
 from .exceptions import (
     ConfigurationError,
     DomainError,
@@ -24,7 +25,7 @@ from .exceptions import (
 )
 from .naming import normalize_domain, validate_tenant_name
 from .resolution import invalidate_all
-from .schema import create_tenant_schema, drop_tenant_schema, rename_tenant_schema
+from .schema import drop_tenant_schema, rename_tenant_schema
 from .signals import record, record_tenant_update, tenant_created, tenant_deleted
 from .state import TenancyState, state_for_model
 
@@ -61,9 +62,7 @@ def _state(target: Any) -> TenancyState:
 
 def _after_insert(mapper: Mapper[Any], conn: Connection, target: Any) -> None:
     st = _state(target)
-    create_tenant_schema(
-        conn, target.name, st.tenant_tables, st.settings.shared_schemas, st.tenant_heads()
-    )
+    create_tenant_schema(conn, st, target.name, st.tenant_heads(), object_session(target))
     _mark_changed(target)
     record(object_session(target), tenant_created, tenant=target.name)  # sent after commit
 
