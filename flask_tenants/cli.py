@@ -325,7 +325,7 @@ def _define(group: click.Group) -> None:  # noqa: C901 - one place that lists ev
         type=click.IntRange(min=1, max=64),
         default=1,
         show_default=True,
-        help="Worker processes (threads where fork is unavailable).",
+        help="Worker processes, each with its own connection (needs fork; else sequential).",
     )
     @_friendly
     def migrate_cmd(names: tuple[str, ...], jobs: int) -> None:

@@ -18,8 +18,9 @@ Running the tenant migrations (:func:`migrate_tenants`):
   transaction hook (``set_config('search_path', ..., true)``, i.e. ``SET LOCAL``) and an advisory
   lock against a concurrent run: a failure rolls back that tenant only and is reported, an
   interrupted run loses only the tenant in flight, and a re-run does only what is left;
-* ``jobs`` spreads the tenants over worker processes (forked, where the platform has ``fork``) or
-  else threads, each with its own connection.
+* ``jobs`` spreads the tenants over forked worker processes, each with its own connection
+  (Alembic's ``context`` and ``op`` are process-wide, so threads cannot run migrations side by
+  side; without ``fork`` the run is sequential).
 
 New tenants are built from the current models and stamped with the tenant head in the same
 transaction (:meth:`TenancyState.tenant_heads`), so ``migrate`` skips them.
@@ -36,7 +37,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,7 +151,7 @@ class TenantMigrations:
 
         cfg = Config()
         cfg.set_main_option("script_location", str(self.directory))
-        cfg.set_main_option("version_locations", str(self.versions_dir))
+        cfg.set_main_option("path_separator", "os")  # versions/ is the default location
         return cfg
 
     def _scan(self) -> tuple[Any, ...]:
@@ -535,12 +535,16 @@ class TenantResult:
 
 
 def _first_line(exc: BaseException) -> str:
+    """One line for the report: the PostgreSQL error class, message and DETAIL."""
+    source: BaseException = exc
     if isinstance(exc, DBAPIError) and exc.orig is not None:
-        msg = str(exc.orig)
-    else:
-        msg = str(exc)
-    msg = msg.strip().splitlines()[0] if msg.strip() else type(exc).__name__
-    return f"{type(exc).__name__}: {msg}" if not isinstance(exc, FlaskTenantsError) else msg
+        source = exc.orig
+    lines = [ln.strip() for ln in str(source).strip().splitlines() if ln.strip()]
+    msg = lines[0] if lines else type(source).__name__
+    detail = next((ln for ln in lines[1:] if ln.startswith("DETAIL:")), None)
+    if detail:
+        msg += f" ({detail})"
+    return msg if isinstance(exc, FlaskTenantsError) else f"{type(source).__name__}: {msg}"
 
 
 class _Worker:
@@ -715,9 +719,10 @@ def migrate_tenants(
 ) -> MigrationReport:
     """Bring tenant schemas to the head revision of the tenant migrations.
 
-    ``names`` limits the run (unknown names raise TenantNotFoundError-like MigrationError);
-    ``jobs`` > 1 uses that many worker processes (``mode='process'``, the default where ``fork``
-    exists) or threads (``mode='thread'``). ``on_plan(pending, skipped)`` is called once the
+    ``names`` limits the run (unknown names raise MigrationError); ``jobs`` > 1 uses that many
+    forked worker processes, each with its own connection (where the platform has no ``fork``,
+    the run is sequential: Alembic runs one migration at a time per process).
+    ``mode='sequential'`` forces one process. ``on_plan(pending, skipped)`` is called once the
     revisions are read, ``on_result`` after each tenant. KeyboardInterrupt stops the run: the
     tenant in flight is rolled back, the report has ``interrupted`` set.
     """
@@ -745,10 +750,14 @@ def migrate_tenants(
         on_plan(len(pending), len(report.results))
     script.revision_map  # noqa: B018 - load revisions once, before any fork
     jobs = max(1, min(jobs, len(pending)))
-    if mode == "auto":
-        mode = "process" if jobs > 1 and _fork_available() else "thread"
-    if jobs == 1:
-        mode = "sequential"
+    if mode not in ("auto", "process", "sequential"):
+        raise ValueError(f"mode must be 'auto', 'process' or 'sequential', not {mode!r}")
+    if jobs == 1 or not _fork_available():
+        # Alembic's context and op are process-wide proxies: one migration at a time per
+        # process, so parallel work needs processes (forked: they inherit the app as it is).
+        mode, jobs = "sequential", 1
+    else:
+        mode = "process"
     report.jobs, report.mode = jobs, mode
 
     def record(r: TenantResult) -> None:
@@ -764,47 +773,12 @@ def migrate_tenants(
                     record(w.upgrade(name, versioned))
             finally:
                 w.close()
-        elif mode == "thread":
-            _run_threads(state, migrations, engine, pending, jobs, record)
         else:
             _run_processes(state, migrations, engine, pending, jobs, record)
     except KeyboardInterrupt:
         report.interrupted = True
     report.seconds = time.perf_counter() - t0
     return report
-
-
-def _run_threads(
-    state: TenancyState,
-    migrations: TenantMigrations,
-    engine: Engine,
-    pending: list[tuple[str, bool]],
-    jobs: int,
-    record: Callable[[TenantResult], None],
-) -> None:
-    local = threading.local()
-    workers: list[_Worker] = []
-    lock = threading.Lock()
-
-    def task(item: tuple[str, bool]) -> TenantResult:
-        w = getattr(local, "w", None)
-        if w is None:
-            w = local.w = _Worker(state, migrations, "heads", engine)
-            with lock:
-                workers.append(w)
-        return w.upgrade(*item)
-
-    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="flask-tenants-migrate")
-    try:
-        for r in pool.map(task, pending):
-            record(r)
-    except KeyboardInterrupt:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    finally:
-        pool.shutdown(wait=True)
-        for w in workers:
-            w.close()
 
 
 def _run_processes(
