@@ -175,7 +175,7 @@ def _regclass_text(table: Any, conn: Connection | None) -> str:
 
 _REF_STATUS = text(
     """
-    SELECT n.name, c.oid IS NOT NULL, p.partmethod, p.repmodel
+    SELECT n.name, c.oid IS NOT NULL, p.partmethod::text, p.repmodel::text
     FROM unnest(:names) WITH ORDINALITY AS n(name, i)
     LEFT JOIN pg_class c ON c.oid = to_regclass(n.name)
     LEFT JOIN pg_dist_partition p ON p.logicalrelid = c.oid

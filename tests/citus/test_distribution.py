@@ -108,3 +108,35 @@ def test_citus_false_keeps_tenants_on_the_coordinator(citus_db: CitusDB) -> None
     assert citus_db.sql(distributed) == [(0,)]
     c = app.test_client()
     assert c.get("/items", base_url=tenant_base("solo")).json["items"] == []
+
+
+def test_concurrent_creations_all_succeed(citus_db: CitusDB) -> None:
+    """Creations serialize on the lock the foreign key to the reference table takes, but none
+    fails or deadlocks."""
+    import threading
+
+    app, tenancy = make_app(citus_db.url_with("psycopg"))
+    tenancy.create_tenant("conc_first")  # the reference table is made once, first
+    names = [f"conc{i}" for i in range(6)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(names))
+
+    def create(name: str) -> None:
+        try:
+            start.wait(timeout=30)
+            tenancy.create_tenant(name)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    placed = placements(app)
+    assert all(placed[n] in citus_db.workers for n in names)
+    client = app.test_client()
+    for n in names:
+        assert client.post("/items", json={"name": n}, base_url=tenant_base(n)).status_code == 201
+        assert client.get("/items", base_url=tenant_base(n)).json["items"] == [n]

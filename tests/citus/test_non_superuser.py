@@ -153,3 +153,44 @@ def test_a_crash_between_the_two_transactions_leaves_an_orphan_that_is_found(
     with engine.connect() as c:
         assert citus.orphan_schemas(c, st) == []
     assert_no_trace(citus_db, "nsbad4", before)
+
+
+async def test_the_async_door_as_a_non_superuser(
+    citus_db: CitusDB, app_url: str, app_and_tenancy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same path through the Quart door (asyncpg): the side connection that commits the
+    schema, and the compensation, run inside the AsyncSession's greenlet."""
+    pytest.importorskip("quart")
+    from quart import Quart
+
+    from flask_tenants.aio import QuartTenants
+
+    from .models import CitusBase, Domain
+
+    app = Quart(__name__)
+    app.config["TENANTS_DATABASE_URL"] = app_url.replace("postgresql+psycopg", "postgresql")
+    tenancy = QuartTenants(app, tenant_model=Tenant, domain_model=Domain, db=CitusBase).init()
+    try:
+        await tenancy.create_tenant("nsa1")
+        async with tenancy.state_for(app).engine.connect() as c:
+            placed = await c.run_sync(citus.tenant_placements)
+        assert placed["nsa1"] in citus_db.workers
+
+        before = node_state(citus_db)
+        async with tenancy.state_for(app).session_maker() as s:
+            s.add(Tenant(name="nsa2"))
+            await s.flush()
+            await s.rollback()
+        assert_no_trace(citus_db, "nsa2", before)
+
+        real = flask_tenants.schema.tenant_ddl
+        monkeypatch.setattr(
+            flask_tenants.schema,
+            "tenant_ddl",
+            lambda tables, dialect: [*real(tables, dialect), "CREATE TABLE broken (id nosuchtype)"],
+        )
+        with pytest.raises(TableCreationError, match="nosuchtype"):
+            await tenancy.create_tenant("nsa3")
+        assert_no_trace(citus_db, "nsa3", before)
+    finally:
+        await tenancy.dispose()
