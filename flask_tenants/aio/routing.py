@@ -81,8 +81,9 @@ class TenantPathASGIMiddleware:
         """Rewrite ``scope`` for a tenant host; False when a redirect was answered instead."""
         state = self.ext.state_for(self.app)
         host = _host(scope)
-        if state.resolver.classify(host)[0] == "invalid" and not _bindable(self.app, host):
-            # Quart itself answers 500 for hosts werkzeug cannot bind: give the 404 here
+        if state.resolver.classify(host)[0] != "lookup" and not _bindable(self.app, host):
+            # Quart itself answers 500 for hosts werkzeug cannot bind (e.g. '0..', public by
+            # its first label but not IDNA-encodable): give the 404 here
             error = TenantNotFoundError(host=host, message=f"No tenant is served at {host!r}.")
             await _send_response(send, error.get_response())
             return False

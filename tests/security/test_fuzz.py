@@ -420,3 +420,90 @@ def test_profiles_sizes() -> None:
 
 # keep the model imports used (they register the tables the fixture creates)
 _ = (Tenant, Domain)
+
+
+# -- the async door: the same host properties on the Quart app ------------------------------
+
+
+@dataclass
+class AioFuzzed:
+    loop: Any
+    app: Any
+    engine: Any
+    capture: Capture
+    templates: set[str]
+
+
+@pytest.fixture(scope="module")
+def aio_fuzzed(fuzzed: Fuzzed) -> Iterator[AioFuzzed]:
+    import asyncio
+    import logging
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from ._aio_app import make_aio_app
+
+    url = fuzzed.engine.url.set(drivername="postgresql+asyncpg")
+    loop = asyncio.new_event_loop()
+    engine = create_async_engine(url, pool_size=2)
+    capture = Capture()
+    capture.listen(engine.sync_engine)
+    app, _ = make_aio_app(engine)
+    logging.getLogger("quart.app").disabled = True
+    fz = AioFuzzed(loop, app, engine, capture, set())
+    client = app.test_client()
+    hosts = [*PUBLIC_HOSTS, "nobody.example.com", "nobody.test"]
+    for name, domains in TENANTS.items():
+        hosts += [f"{name}.example.com", *domains]
+    capture.start()
+    for h in hosts:
+        for path in ("/items", "/", "/_tenant/items"):
+            r = loop.run_until_complete(client.get(path, headers={"Host": h}))
+            assert r.status_code < 500, (h, path)
+    fz.templates.update(s for s, _ in capture.stop())
+    try:
+        yield fz
+    finally:
+        logging.getLogger("quart.app").disabled = False
+        loop.run_until_complete(engine.dispose())
+        loop.close()
+
+
+@settings(PROFILE)
+@given(host=hosts)
+@example(host="ＡＣＭＥ.example.com")  # full-width letters: IDNA maps them to 'acme'
+@example(host="acme.example.com\x00")
+def test_fuzz_host_header_async(aio_fuzzed: AioFuzzed, host: str) -> None:
+    """The Quart door with any Host header: never a 500; only the library's fixed statements;
+    a 200 only for the tenant the host names, with that tenant's rows."""
+    fz = aio_fuzzed
+    client = fz.app.test_client()
+    for path in ("/items", "/"):
+        fz.capture.start()
+        try:
+            r = fz.loop.run_until_complete(client.get(path, headers={"Host": host}))
+        except ValueError:  # the test client refuses the header value itself
+            fz.capture.stop()
+            return
+        statements = fz.capture.stop()
+        assert r.status_code < 500, (host, path, r.status_code)
+        for sql, _ in statements:
+            assert sql in fz.templates, f"statement not in the library's fixed set: {sql!r}"
+        if r.status_code != 200:
+            continue
+        body = fz.loop.run_until_complete(r.get_json())
+        tenant = body["tenant"]
+        if tenant == "public":
+            assert set(body["tags"]) == {"public"}, body
+            continue
+        ascii_host = _idna_or_empty(host)
+        assert tenant in allowed_tenants(ascii_host), (host, tenant)
+        assert body["schema"] == tenant and set(body["tags"]) == {tenant}, body
+
+
+def _idna_or_empty(host: str) -> str:
+    """The host as DNS sees it (IDNA), the way the library normalises it; '' if impossible."""
+    try:
+        return host.strip().encode("idna").decode("ascii")
+    except (UnicodeError, ValueError):
+        return ""
