@@ -64,9 +64,12 @@ def prepare_database() -> None:
     """Create the shared tables and two demo tenants (acme, globex) if they are missing."""
     from flask_migrate import upgrade
 
+    from flask_tenants.migrations import migrate_tenants
+
     with app.app_context():
         if os.path.isdir(migrate.directory):
-            upgrade(directory=migrate.directory)
+            upgrade(directory=migrate.directory)  # shared tables: migrations/versions
+            migrate_tenants(tenancy.state_for(app))  # tenant schemas: migrations/tenants
         else:
             db.create_all()  # shared tables only: tenant tables live in tenant schemas
         for name in ("acme", "globex"):
