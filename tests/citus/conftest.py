@@ -222,6 +222,17 @@ def drop_citus_database(db: CitusDB) -> None:
             admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def shared_citus_db(citus_cluster: Cluster) -> Iterator[CitusDB]:
+    """One database for the modules whose tenants have names of their own and whose apps use
+    the same models (tests/citus/models.py): each module's ``citus_db`` returns it."""
+    db = new_citus_database(citus_cluster)
+    try:
+        yield db
+    finally:
+        drop_citus_database(db)
+
+
 @pytest.fixture(scope="module")
 def citus_db(citus_cluster: Cluster) -> Iterator[CitusDB]:
     """A new database on the cluster for the test module (making one takes seconds), dropped on

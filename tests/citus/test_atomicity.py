@@ -23,6 +23,12 @@ pytestmark = pytest.mark.usefixtures("dispose_engines")
 
 
 @pytest.fixture(scope="module")
+def citus_db(shared_citus_db: CitusDB) -> CitusDB:
+    """A database shared with other modules: the tenants here have names of their own."""
+    return shared_citus_db
+
+
+@pytest.fixture(scope="module")
 def app_and_tenancy(citus_db: CitusDB) -> Any:
     app, tenancy = make_app(citus_db.url_with("psycopg"))
     tenancy.create_tenant("ok1")  # the reference table exists before the failures

@@ -16,6 +16,13 @@ from .conftest import CitusDB
 
 pytestmark = pytest.mark.usefixtures("dispose_engines")
 
+
+@pytest.fixture(scope="module")
+def citus_db(shared_citus_db: CitusDB) -> CitusDB:
+    """A database shared with other modules: the tenants here have names of their own."""
+    return shared_citus_db
+
+
 N_TENANTS = 8
 
 

@@ -21,6 +21,12 @@ pytestmark = pytest.mark.usefixtures("dispose_engines")
 
 
 @pytest.fixture(scope="module")
+def citus_db(shared_citus_db: CitusDB) -> CitusDB:
+    """A database shared with other modules: the tenants here have names of their own."""
+    return shared_citus_db
+
+
+@pytest.fixture(scope="module")
 def app_and_tenancy(citus_db: CitusDB) -> Any:
     app, tenancy = make_app(
         citus_db.url_with("psycopg"), TENANTS_ENGINE_OPTIONS={"pool_size": 4, "max_overflow": 0}
