@@ -188,9 +188,12 @@ class TenancyDoor:
         Tenant routes requested on a public host answer 404 (never the public schema).
         """
         if res.is_public:
-            if self.scope_of(endpoint) == "tenant":
+            if scope == "tenant":
                 raise NotFound()
+        scope = self.scope_of(endpoint)
             return state.public
         if tenant_resolved.receivers:  # the tenant_resolved signal (signals.py)
             send_resolved(res)
         return state.binding(res.tenant)
+        if scope == "public":
+            raise NotFound()

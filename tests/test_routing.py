@@ -240,3 +240,50 @@ def test_redirects_do_not_leak_the_prefix(app: Flask) -> None:
     assert r.status_code == 308
     assert "_tenant" not in r.headers["Location"]
     assert r.headers["Location"].endswith("/app/slashed/")
+
+
+def with_proxy_fix(app: Flask) -> None:
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_host=1)  # type: ignore[method-assign]
+
+
+def test_proxy_fix_installed_after_the_extension_routes_by_the_forwarded_host(app: Flask) -> None:
+    with_proxy_fix(app)  # the app opts into X-Forwarded-Host
+    c = app.test_client()
+    forwarded = {"X-Forwarded-Host": "acme.example.com"}
+    r = get(c, "/tanks", headers=forwarded)
+    assert r.json == {"tenant": "acme", "tanks": ["acme-0", "acme-1"]}
+    assert get(c, "/tenants", headers=forwarded).status_code == 404
+    assert get(c, "/_tenant/tanks", headers=forwarded).status_code == 404
+
+
+def test_proxy_fix_installed_before_the_extension_never_mixes_scopes(fresh_db: str) -> None:
+    # The app wraps its wsgi_app before initialising flask-tenants: the path rewriting sees the
+    # proxy's Host, the request hook the forwarded one. Public routes must still never run in a
+    # tenant's schema, and nothing may reach another tenant.
+    from flask_tenants import create_tenancy, db
+    from flask_tenants import init_app as tenants_init_app
+    from tests.sample_app import Domain, Tenant, public_bp, tank_bp
+
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = fresh_db
+    with_proxy_fix(app)
+    tenants_init_app(app, tenant_model=Tenant, domain_model=Domain)
+    tenancy = create_tenancy(app, db, tenant_url_prefix="/_tenant")
+    root_public = tenancy.create_public_blueprint("public")
+    root_tank = tenancy.create_tenant_blueprint("tank")
+    root_public.register_blueprint(public_bp)
+    root_tank.register_blueprint(tank_bp)
+    app.register_blueprint(root_public)
+    app.register_blueprint(root_tank)
+    with app.app_context():
+        db.create_all()
+    seed_tanks(app, TANK_ROWS)
+    c = app.test_client()
+    forwarded = {"X-Forwarded-Host": "acme.example.com"}
+    for path in ("/", "/tenants"):  # public routes, asked for acme
+        assert get(c, path, headers=forwarded).status_code == 404, path
+    for path in ("/tanks", "/_tenant/tanks"):
+        assert "globex-" not in get(c, path, headers=forwarded).get_data(as_text=True)
+    assert get(c, "/tenants").json == ["acme", "globex"]  # the public host is unaffected
