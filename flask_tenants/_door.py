@@ -185,7 +185,10 @@ class TenancyDoor:
     ) -> TenantBinding:
         """The binding a request for ``endpoint`` resolved to ``res`` runs under.
 
-        Tenant routes requested on a public host answer 404 (never the public schema).
+        Tenant routes requested on a public host answer 404 (never the public schema), and
+        public routes requested for a tenant answer 404 too (never the tenant's schema): the
+        path rewriting normally sees to the latter, but not when the host it saw differs from
+        the one resolved here (a proxy middleware such as ProxyFix installed before us).
         """
         if res.is_public:
             if scope == "tenant":
