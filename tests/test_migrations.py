@@ -38,6 +38,7 @@ from flask_tenants.migrations import (
 )
 from flask_tenants.models import DomainMixin, TenantMixin, TenantModelMixin
 from flask_tenants.state import TenancyState
+from tests.conftest import full_size
 
 R1 = '''"""create tanks
 
@@ -530,7 +531,13 @@ app = make_fleet_app(os.environ["FT_URL"], Path(os.environ["FT_MDIR"]))
 """
 
 
-@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize(
+    "jobs",
+    [
+        pytest.param("1", marks=pytest.mark.skipif(not full_size(), reason="TENANTS_FULL=1")),
+        "2",
+    ],
+)
 def test_ctrl_c_on_flask_tenants_migrate(fresh_db: str, tmp_path: Path, jobs: str) -> None:
     url = fresh_db.replace("postgresql://", "postgresql+psycopg://")
     mdir = tmp_path / "tenants"
@@ -579,3 +586,36 @@ def test_ctrl_c_on_flask_tenants_migrate(fresh_db: str, tmp_path: Path, jobs: st
     assert f"Migrated {left}, skipped {len(done_before)}" in proc2.stdout
     assert set(versions(app).values()) == {("r2",)}
     engine_of(app).dispose()
+
+
+# -- the example app's migrations ------------------------------------------------------------------
+
+
+def test_example_app_migrations_match_its_models(fresh_db: str) -> None:
+    """examples/flask_app: 'flask db upgrade' builds the shared tables, new tenants are at the
+    tenant head, and neither environment has changes left to autogenerate."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "flask_app"
+    env = {**os.environ, "DATABASE_URL": fresh_db, "PYTHONWARNINGS": "ignore"}
+
+    def flask(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "app.py", *args],
+            cwd=example,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    def ok(*args: str) -> str:
+        proc = flask(*args)
+        assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
+        return proc.stdout + proc.stderr
+
+    ok("db", "upgrade")
+    assert "No new upgrade operations detected" in ok("db", "check")
+    (tenant_rev,) = (example / "migrations" / "tenants" / "versions").glob("*.py")
+    head = tenant_rev.name.split("_")[0]
+    ok("tenants", "create", "acme", "--domain", "acme.example.com")
+    assert f"{head} (head)" in ok("tenants", "list")  # so 'tenants migrate' skips it
+    assert "OK: 1 tenant(s)" in ok("tenants", "check")  # includes the models-vs-migrations drift
