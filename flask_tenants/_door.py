@@ -190,13 +190,13 @@ class TenancyDoor:
         path rewriting normally sees to the latter, but not when the host it saw differs from
         the one resolved here (a proxy middleware such as ProxyFix installed before us).
         """
+        scope = self.scope_of(endpoint)
         if res.is_public:
             if scope == "tenant":
                 raise NotFound()
-        scope = self.scope_of(endpoint)
             return state.public
+        if scope == "public":
+            raise NotFound()
         if tenant_resolved.receivers:  # the tenant_resolved signal (signals.py)
             send_resolved(res)
         return state.binding(res.tenant)
-        if scope == "public":
-            raise NotFound()
