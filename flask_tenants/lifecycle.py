@@ -118,6 +118,7 @@ def _invalidate_after_commit(session: Session) -> None:
 def _forget_after_rollback(session: Session, previous_transaction: Any) -> None:
     session.info.pop(_CHANGED, None)
 
+
 @event.listens_for(Session, "do_orm_execute")
 def _watch_bulk_changes(state: ORMExecuteState) -> None:
     # Bulk UPDATE/DELETE (Tenant.query.filter_by(...).update(...), session.execute(update(...)))
@@ -132,7 +133,6 @@ def _watch_bulk_changes(state: ORMExecuteState) -> None:
         watched = any(table is getattr(model, "__table__", None) for model in _registered)
     if watched:
         state.session.info[_CHANGED] = True
-
 
 
 # -- the lifecycle API over a Session (no commit: the door wraps the transaction) ---------------
