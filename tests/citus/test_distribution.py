@@ -147,3 +147,17 @@ def test_concurrent_creations_all_succeed(citus_db: CitusDB) -> None:
     for n in names:
         assert client.post("/items", json={"name": n}, base_url=tenant_base(n)).status_code == 201
         assert client.get("/items", base_url=tenant_base(n)).json["items"] == [n]
+
+
+def test_a_distributed_schema_dropped_behind_the_librarys_back_is_503(citus_db: CitusDB) -> None:
+    """The transaction hook's to_regnamespace() check works on the coordinator: a tenant whose
+    distributed schema was dropped by hand is refused, never served from public."""
+    app, tenancy = make_app(citus_db.url_with("psycopg"))
+    tenancy.create_tenant("gone")
+    c = app.test_client()
+    assert c.get("/items", base_url=tenant_base("gone")).status_code == 200
+    citus_db.sql("DROP SCHEMA gone CASCADE")
+    for port, schemas in citus_db.schemas_on_every_node().items():
+        assert "gone" not in schemas, port
+    app.testing = False
+    assert c.get("/items", base_url=tenant_base("gone")).status_code == 503
