@@ -302,7 +302,9 @@ _DEPENDENTS = text(
         OR (d.refclassid = 'pg_proc'::regclass AND d.refobjid IN (
             SELECT p.oid FROM pg_proc p WHERE p.pronamespace = to_regnamespace(:s)))
       )
+      -- pg_identify_object quotes the schema when it needs quotes ("null", "true", "user")
       AND COALESCE(owner_ns.nspname, o.schema) IS DISTINCT FROM :s
+      AND COALESCE(owner_ns.nspname, o.schema) IS DISTINCT FROM quote_ident(:s)
     ORDER BY 1
     """
 )
