@@ -119,6 +119,9 @@ class TenancyDoor:
         app.extensions[EXTENSION_KEY] = state
         install_for_state(state, app)  # TENANTS_STRICT: flask_tenants/strict.py
         attach_migrations(app, state)
+        from .cli import register_cli
+
+        register_cli(app)  # 'flask tenants ...' / 'quart tenants ...' (flask_tenants/cli.py)
 
     # -- per-app access -------------------------------------------------------------------
     def state_for(self, app: Any) -> TenancyState:

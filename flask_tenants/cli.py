@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import click
 from flask.cli import AppGroup
-from sqlalchemy import Boolean, Float, Integer, Numeric, select
+from sqlalchemy import Boolean, Float, Integer, Numeric, func, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -161,8 +161,9 @@ def _parse_sets(state: TenancyState, pairs: Sequence[str]) -> dict[str, Any]:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--set")
-        if key not in cols or key in ("id", "name"):
-            settable = ", ".join(c.name for c in cols if c.name not in ("id", "name"))
+        fixed = ("id", "name", "created_at", "updated_at")
+        if key not in cols or key in fixed:
+            settable = ", ".join(c.name for c in cols if c.name not in fixed) or "none"
             raise click.BadParameter(
                 f"{state.tenant_model.__name__} has no settable column {key!r} "
                 f"(columns: {settable})",
@@ -546,11 +547,15 @@ def run_migrate(
         for cm in stack:
             cm.__exit__(None, None, None)
     n_done, n_skip, n_fail = len(report.done), len(report.skipped), len(report.failed)
-    per = (report.seconds / max(1, n_done + n_fail)) * 1000
-    how = f", {report.jobs} jobs ({report.mode})" if report.jobs > 1 else ""
+    how = f", {report.jobs} jobs" if report.jobs > 1 else ""
+    if n_done + n_fail:
+        per = report.seconds / (n_done + n_fail) * 1000
+        how = f" ({per:.1f} ms per tenant migrated{how})"
+    elif how:
+        how = f" ({how[2:]})"
     click.echo(
         f"Migrated {n_done}, skipped {n_skip} (at head), failed {n_fail} "
-        f"in {report.seconds:.2f} s ({per:.1f} ms per migrated tenant{how})."
+        f"in {report.seconds:.2f} s{how}."
     )
     _print_failures(report.results, "stays at")
     if report.failed:
@@ -666,6 +671,8 @@ def run_check(state: TenancyState, drift: bool = True) -> list[str]:
             )
             has_migrations = state.migrations is not None and state.migrations.exists
             revisions = read_revisions(conn, state) if has_migrations else {}
+            tt = state.tenant_model.__table__
+            count = conn.execute(select(func.count()).select_from(tt)).scalar_one()
             conn.rollback()
     finally:
         _reset(token)
@@ -694,7 +701,6 @@ def run_check(state: TenancyState, drift: bool = True) -> list[str]:
                     + "; ".join(diffs[:5])
                     + " (run 'flask tenants revision --autogenerate')"
                 )
-    count = len(revisions) if has_migrations else "?"
     if problems:
         click.echo(f"{len(problems)} problem(s):")
         for p in problems:
@@ -718,9 +724,36 @@ def make_cli(group_cls: type[click.Group] = AppGroup, name: str = "tenants") -> 
 
 
 tenants_cli = make_cli()
+_quart_cli: click.Group | None = None
+
+
+def quart_group_class() -> type[click.Group]:
+    """Quart's ``AppGroup`` with every command (and sub-group command) in an app context:
+    Quart wraps a command only when asked (``with_appcontext=True``)."""
+    from quart.cli import AppGroup as QuartAppGroup
+
+    class QuartTenantsGroup(QuartAppGroup):  # type: ignore[misc]
+        def command(self, *args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("with_appcontext", True)
+            return super().command(*args, **kwargs)
+
+        def group(self, *args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("cls", QuartTenantsGroup)
+            return super().group(*args, **kwargs)
+
+    return QuartTenantsGroup
 
 
 def register_cli(app: Any) -> None:
-    """Add the ``tenants`` command group to ``app.cli`` (once)."""
-    if "tenants" not in app.cli.commands:
+    """Add the ``tenants`` command group to ``app.cli`` (once): ``flask tenants`` on a Flask app,
+    ``quart tenants`` on a Quart app (``exec`` is Flask-only: Quart runs each command in an event
+    loop of its own)."""
+    global _quart_cli
+    if "tenants" in app.cli.commands:
+        return
+    if type(app).__module__.split(".")[0] == "quart":
+        if _quart_cli is None:
+            _quart_cli = make_cli(quart_group_class())
+        app.cli.add_command(_quart_cli)
+    else:
         app.cli.add_command(tenants_cli)

@@ -351,3 +351,47 @@ def test_check(app: Flask, mdir: Path) -> None:
     assert "differ from what the tenant migrations build: remove_column" in r.output
     r = run(app, "check", "--no-drift")
     assert r.exit_code == 1 and "has no schema" in r.output and "differ from" not in r.output
+
+
+# -- the same group on Quart ---------------------------------------------------------------------
+
+
+def test_quart_tenants(fresh_db: str, mdir: Path) -> None:
+    from quart import Quart
+
+    from flask_tenants.aio import QuartTenants
+    from flask_tenants.migrations import init_tenant_migrations
+    from tests.test_migrations import R1, build_models
+
+    m = build_models()
+    app = Quart(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = fresh_db  # served by asyncpg
+    app.config["TENANTS_MIGRATIONS_DIR"] = str(mdir)
+    init_tenant_migrations(mdir)
+    (mdir / "versions" / "r1.py").write_text(R1)
+    QuartTenants(tenant_model=m.Tenant, domain_model=m.Domain, db=m.Base).init_app(app)
+    from sqlalchemy import create_engine
+
+    sync = create_engine(fresh_db.replace("postgresql://", "postgresql+psycopg://"))
+    shared = [t for t in m.Base.metadata.sorted_tables if t.name in ("tenants", "domains")]
+    m.Base.metadata.create_all(sync, tables=shared)
+    runner = app.test_cli_runner()
+
+    def invoke(*args: str) -> Result:
+        return runner.invoke(args=["tenants", *args])
+
+    try:
+        r = invoke("create", "acme", "-d", "acme.example.com")
+        assert r.exit_code == 0 and "Created tenant 'acme'" in r.output, r.output
+        r = invoke("create", "Acme")
+        assert r.exit_code == 1 and r.output.startswith("Error: Invalid tenant name 'Acme'")
+        assert "acme.example.com  active  r1 (head)" in invoke("list").output
+        write_revision(mdir, "r2", "r1", ADD_COLOR)
+        r = invoke("migrate", "--jobs", "2")
+        assert r.exit_code == 0 and "Migrated 1, skipped 0" in r.output, r.output
+        assert invoke("rename", "acme", "globex").exit_code == 0
+        assert "Deleted tenant 'globex'" in invoke("delete", "globex", "--yes").output
+        with sync.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM tenants")).scalar() == 0
+    finally:
+        sync.dispose()
