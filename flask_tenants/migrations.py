@@ -58,11 +58,13 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateSchema
 
+from ._frameworks import current_app_or_none
 from .context import _reset, _set
 from .exceptions import ConfigurationError, FlaskTenantsError
 from .isolation import apply_binding, install
 from .naming import validate_tenant_name
 from .schema import VERSION_TABLE, _unqualified_copy
+from .signals import send, tenant_migrated
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -762,6 +764,9 @@ def migrate_tenants(
 
     def record(r: TenantResult) -> None:
         report.results.append(r)
+        if r.status == "done":  # the tenant_migrated signal (flask_tenants/signals.py)
+            app = current_app_or_none()
+            send(tenant_migrated, app, tenant=r.name, revision=",".join(r.after))
         if on_result is not None:
             on_result(r)
 

@@ -141,7 +141,7 @@ def test_plugin_fixtures_end_to_end(pytester: pytest.Pytester, inner_env: None) 
     result.assert_outcomes(passed=9)
 
 
-def test_nothing_starts_unless_a_fixture_is_used(
+def test_nothing_starts_unless_used_and_a_missing_app_says_what_to_do(
     pytester: pytest.Pytester, inner_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("TENANTS_TEST_DATABASE_URL")
@@ -154,12 +154,11 @@ def test_nothing_starts_unless_a_fixture_is_used(
         "def _no_server(monkeypatch):\n"
         "    monkeypatch.setattr(s, 'start_embedded_postgres', _boom)\n"
     )
-    pytester.makepyfile(test_plain="def test_plain():\n    assert True\n")
+    pytester.makepyfile(
+        test_plain="def test_plain():\n    assert True\n",
+        test_x="def test_x(tenants_factory):\n    pass\n",
+    )
     result = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1)
-
-
-def test_missing_tenants_app_says_what_to_do(pytester: pytest.Pytester, inner_env: None) -> None:
-    pytester.makepyfile(test_x="def test_x(tenants_factory):\n    pass\n")
-    result = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*define a fixture named 'tenants_app'*"])
+    assert "a server was started" not in result.stdout.str()

@@ -202,3 +202,34 @@ def test_tenant_resolved_on_tenant_requests_only(fresh_db: str) -> None:
         (app, {"tenant": "acme", "host": "acme.example.com"}),
         (app, {"tenant": "acme", "host": None}),
     ]
+
+
+def test_tenant_migrated_after_each_tenant_upgrade(fresh_db: str, tmp_path: Any) -> None:
+    pytest.importorskip("alembic")
+    from flask_tenants.migrations import init_tenant_migrations, make_revision, migrate_tenants
+
+    directory = tmp_path / "tenant_migrations"
+    app = make_app(fresh_db, TENANTS_MIGRATIONS_DIR=str(directory))
+    state = app.extensions["flask_tenants"]
+    init_tenant_migrations(directory)
+    app.extensions["test_tenancy"].create_tenant("acme")
+    app.extensions["test_tenancy"].create_tenant("globex")
+    got: list[tuple[Any, dict[str, Any]]] = []
+
+    def receiver(sender: Any, **kw: Any) -> None:
+        got.append((sender, kw))
+
+    tenant_migrated.connect(receiver)
+    try:
+        with app.app_context():
+            make_revision(state, "noop", autogenerate=False)
+            head = state.migrations.heads()[0]
+            report = migrate_tenants(state)
+            assert [r.status for r in report.results] == ["done", "done"]
+            assert migrate_tenants(state).results[0].status == "skipped"  # nothing sent again
+    finally:
+        tenant_migrated.disconnect(receiver)
+    assert got == [
+        (app, {"tenant": "acme", "revision": head}),
+        (app, {"tenant": "globex", "revision": head}),
+    ]

@@ -22,8 +22,8 @@ GLOBEX_TANKS = Table(
 
 
 @pytest.fixture
-def app(db_url: str) -> Flask:
-    app = make_app(db_url, TENANTS_STRICT=True)
+def app(fresh_db: str) -> Flask:
+    app = make_app(fresh_db, TENANTS_STRICT=True)
     tenancy = app.extensions["test_tenancy"]
     for name in ("acme", "globex"):
         tenancy.create_tenant(name, domains=[f"{name}.example.com"])
@@ -33,9 +33,13 @@ def app(db_url: str) -> Flask:
     return app
 
 
-def test_strict_is_installed_only_when_asked(app: Flask, fresh_db: str) -> None:
-    assert is_strict(app.extensions["flask_tenants"].engine)
-    relaxed = make_app(fresh_db)
+def test_strict_is_installed_only_when_asked(db_url: str) -> None:
+    strict = make_app(db_url, TENANTS_STRICT=True)  # both drivers
+    assert is_strict(strict.extensions["flask_tenants"].engine)
+    with strict.app_context(), strict.extensions["flask_tenants"].session_maker() as s:
+        with pytest.raises(TenantContextError):
+            s.execute(select(Tank.name))
+    relaxed = make_app(db_url)
     assert not is_strict(relaxed.extensions["flask_tenants"].engine)
 
 

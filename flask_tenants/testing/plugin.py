@@ -71,11 +71,22 @@ def _state(app: Any) -> Any:
 
 
 def _sync_engine(state: Any) -> Any:
-    if getattr(state, "is_async", False):
-        from ..migrations import sync_engine
+    """The app's engine; for an async app a psycopg twin without a pool (no connection is
+    left open between tests, so a suite running with ResourceWarnings as errors stays clean)."""
+    engine = state.engine
+    if not hasattr(engine, "sync_engine"):
+        return engine
+    twin = getattr(state, "_tenants_plugin_engine", None)
+    if twin is None:
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
 
-        return sync_engine(state)
-    return state.engine
+        from ..isolation import install
+
+        twin = create_engine(engine.url.set(drivername="postgresql+psycopg"), poolclass=NullPool)
+        install(twin)
+        state._tenants_plugin_engine = twin
+    return twin
 
 
 @contextmanager
