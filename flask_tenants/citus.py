@@ -262,14 +262,14 @@ def create_tenant_schema(
         conn.execute(_SHARDING_SET, {"v": previous})
         return True
     _commit_distributed_schema(conn, st, name, role)
+    if session is not None:  # checked when the session's transaction ends, however it ends
+        session.info.setdefault(_PENDING, []).append((conn.engine, st, name, role))
     try:
         create_tenant_tables(conn, name, tables, shared, stamp)
     except BaseException:
         _drop_unless_tenant(conn.engine, st, name, role)
         raise
-    if session is not None:
-        session.info.setdefault(_PENDING, []).append((conn.engine, st, name, role))
-    else:
+    if session is None:
         log.warning(
             "tenant %r: its distributed schema was committed before its tables; without a "
             "session the library cannot drop it if the transaction rolls back",
@@ -323,6 +323,10 @@ def _drop_unless_tenant(
     tt = st.tenant_model.__table__
     try:
         with _side_connection(engine, role) as c:
+            # the creating transaction may still hold a lock on the schema (when it failed in
+            # Python rather than in the database): never wait for it; the check at the end of
+            # that transaction drops the schema then
+            c.execute(text("SELECT set_config('lock_timeout', '3s', true)"))
             owned = c.execute(select(tt.c.name).where(tt.c.name == name)).first()
             if owned is None and schema_exists(c, name):
                 c.execute(DropSchema(name, cascade=True))

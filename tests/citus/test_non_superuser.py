@@ -155,6 +155,30 @@ def test_a_crash_between_the_two_transactions_leaves_an_orphan_that_is_found(
     assert_no_trace(citus_db, "nsbad4", before)
 
 
+def test_a_python_error_after_the_tables_does_not_hang_and_leaves_nothing(
+    citus_db: CitusDB, app_and_tenancy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The creating transaction still holds its locks when the failure is not the database's:
+    the immediate compensation must not wait for them (it gives up after lock_timeout); the one
+    at the end of the transaction drops the schema."""
+    import time
+
+    app, tenancy = app_and_tenancy
+    before = node_state(citus_db)
+    real = flask_tenants.citus.create_tenant_tables
+
+    def then_fail(*args: Any, **kw: Any) -> None:
+        real(*args, **kw)
+        raise RuntimeError("the process fails after the tables")
+
+    monkeypatch.setattr(flask_tenants.citus, "create_tenant_tables", then_fail)
+    t0 = time.perf_counter()
+    with pytest.raises(RuntimeError, match="after the tables"):
+        tenancy.create_tenant("nsbad5")
+    assert time.perf_counter() - t0 < 20
+    assert_no_trace(citus_db, "nsbad5", before)
+
+
 async def test_the_async_door_as_a_non_superuser(
     citus_db: CitusDB, app_url: str, app_and_tenancy: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
