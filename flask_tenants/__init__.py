@@ -21,6 +21,7 @@ from .exceptions import (
     TenantSchemaMissingError,
 )
 from .extension import FlaskTenants, MultiTenancyMiddleware, create_tenancy, init_app
+from .fleet import for_each_tenant, for_each_tenant_async
 from .models import (
     TENANT_SPECIFIC,
     BaseDomain,
@@ -32,6 +33,16 @@ from .models import (
     db,
 )
 from .naming import validate_tenant_name
+from .signals import (
+    tenant_activated,
+    tenant_created,
+    tenant_deactivated,
+    tenant_deleted,
+    tenant_migrated,
+    tenant_renamed,
+    tenant_resolved,
+)
+from .strict import allow_cross_tenant
 from .utils import with_db
 
 __version__ = "1.0.0.dev0"
@@ -52,6 +63,16 @@ __all__ = [
     "with_db",
     "tenant_context",
     "current_tenant",
+    "allow_cross_tenant",
+    "for_each_tenant",
+    "for_each_tenant_async",
+    "tenant_created",
+    "tenant_renamed",
+    "tenant_deleted",
+    "tenant_activated",
+    "tenant_deactivated",
+    "tenant_migrated",
+    "tenant_resolved",
     "validate_tenant_name",
     "FlaskTenantsError",
     "ConfigurationError",
