@@ -76,9 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             session.close()
         setup = time.perf_counter() - t0
-        print(
-            f"\n{n} tenants created at {head[:12]} in {setup:.1f} s ({setup / n * 1000:.1f} ms each)"
-        )
+        each = setup / n * 1000
+        print(f"\n{n} tenants created at {head[:12]} in {setup:.1f} s ({each:.1f} ms each)")
         rows = []
         down = head
         for jobs in args.jobs:
