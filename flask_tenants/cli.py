@@ -36,6 +36,7 @@ from .exceptions import FlaskTenantsError
 from .migrations import (
     MigrationReport,
     TenantResult,
+    downgrade_tenants,
     init_tenant_migrations,
     make_revision,
     migrate_tenants,
@@ -361,6 +362,25 @@ def _define(group: click.Group) -> None:  # noqa: C901 - one place that lists ev
         )
         _print_failures(results, "")
         if any(r.status == "failed" for r in results):
+            raise click.exceptions.Exit(1)
+
+    @command("downgrade", context_settings={"ignore_unknown_options": True})  # REVISION -1
+    @click.argument("revision")
+    @click.option("--tenant", "-t", "names", multiple=True, help="Only this tenant (repeat).")
+    @click.option("--all", "all_", is_flag=True, help="Every tenant.")
+    @_friendly
+    def downgrade_cmd(revision: str, names: tuple[str, ...], all_: bool) -> None:
+        """Run the tenant migrations' downgrade() down to REVISION (-1, an id, base) in the
+        --tenant ones or --all, one transaction per tenant."""
+        if bool(names) == all_:
+            raise click.UsageError("Give --tenant NAME (repeatable) or --all.")
+        results = downgrade_tenants(current_state(), revision, list(names) or None)
+        n_done = sum(r.status == "done" for r in results)
+        n_skip = sum(r.status == "skipped" for r in results)
+        n_fail = sum(r.status == "failed" for r in results)
+        click.echo(f"Downgraded {n_done}, skipped {n_skip}, failed {n_fail}.")
+        _print_failures(results, "stays at")
+        if n_fail:
             raise click.exceptions.Exit(1)
 
     @command("revision")

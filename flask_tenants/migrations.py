@@ -86,6 +86,7 @@ __all__ = [
     "read_revisions",
     "migrate_tenants",
     "stamp_tenants",
+    "downgrade_tenants",
     "make_revision",
     "model_drift",
     "run_tenant_env",
@@ -619,6 +620,8 @@ class _Worker:
             seen["before"] = tuple(sorted(r for r in (rev or ()) if r))
             if action == "stamp":
                 return self.script._stamp_revs(self.target, rev)
+            if action == "downgrade":
+                return self.script._downgrade_revs(self.target, rev)
             return self.script._upgrade_revs(self.target, rev)
 
         result = TenantResult(name, "done")
@@ -852,6 +855,28 @@ def stamp_tenants(
             if missing:
                 raise MigrationError(f"Unknown tenant(s): {', '.join(missing)}")
         return [w.stamp(name, rev.versioned) for name, rev in revisions.items()]
+    finally:
+        w.close()
+
+
+def downgrade_tenants(
+    state: TenancyState, revision: str, names: Iterable[str] | None = None
+) -> list[TenantResult]:
+    """Run the tenant migrations' ``downgrade()`` down to ``revision`` (``-1``, a revision id,
+    ``base``) in the tenants ``names`` (default: all), one transaction each, one tenant after
+    the other; tenants already there are skipped."""
+    migrations = _require_migrations(state)
+    wanted = _check_names(state, names)
+    w = _Worker(state, migrations, revision)
+    try:
+        with w.engine.connect() as conn:
+            revisions = read_revisions(conn, state, wanted)
+            conn.rollback()
+        if wanted is not None:
+            missing = sorted(set(wanted) - set(revisions))
+            if missing:
+                raise MigrationError(f"Unknown tenant(s): {', '.join(missing)}")
+        return [w.run(name, "downgrade", rev.versioned) for name, rev in revisions.items()]
     finally:
         w.close()
 

@@ -286,6 +286,20 @@ def test_stamp(app: Flask, mdir: Path) -> None:
     assert "Unknown tenant(s): nobody" in error(app, "stamp", "head", "-t", "nobody")
 
 
+def test_downgrade(app: Flask, mdir: Path) -> None:
+    for n in ("t1", "t2"):
+        ok(app, "create", n)
+    write_revision(mdir, "r2", "r1", ADD_COLOR, downgrade='op.drop_column("tanks", "color")')
+    ok(app, "migrate")
+    assert "--tenant NAME (repeatable) or --all" in error(app, "downgrade", "-1", code=2)
+    assert "Downgraded 1, skipped 0, failed 0." in ok(app, "downgrade", "-1", "-t", "t1")
+    assert versions(app) == {"t1": ("r1",), "t2": ("r2",)} and "color" not in columns(app, "t1")
+    assert "Downgraded 1, skipped 1, failed 0." in ok(app, "downgrade", "r1", "--all")
+    assert "color" not in columns(app, "t2")
+    assert "Migrated 2" in ok(app, "migrate")
+    assert "Unknown tenant(s): nobody" in error(app, "downgrade", "r1", "-t", "nobody")
+
+
 def test_revision_and_init_migrations(app: Flask, mdir: Path) -> None:
     assert "No changes in the tenant tables" in ok(app, "revision", "-m", "nothing")
     out = ok(app, "revision", "--empty", "-m", "data fix", "--rev-id", "r2manual")

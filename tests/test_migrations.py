@@ -85,14 +85,22 @@ def upgrade():
 
 
 def downgrade():
-    pass
+{down_body}
 '''
 
 
-def write_revision(mdir: Path, rev: str, down: str, body: str, doc: str = "") -> None:
+def write_revision(
+    mdir: Path, rev: str, down: str, body: str, doc: str = "", downgrade: str = "pass"
+) -> None:
     """A tenant revision file ``rev`` after ``down`` whose upgrade() is ``body``."""
     (mdir / "versions" / f"{rev}.py").write_text(
-        REVISION.format(rev=rev, down=down, doc=doc or rev, body=textwrap.indent(body, "    "))
+        REVISION.format(
+            rev=rev,
+            down=down,
+            doc=doc or rev,
+            body=textwrap.indent(body, "    "),
+            down_body=textwrap.indent(downgrade, "    "),
+        )
     )
 
 
