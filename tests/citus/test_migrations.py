@@ -61,9 +61,6 @@ def shards(db: CitusDB, tenant: str) -> dict[str, tuple[int, int]]:
     return {name.split(".")[-1]: (shard, port) for name, shard, port in rows}
 
 
-# Alembic >= 1.16 warns when a Config has no path_separator; flask_tenants.migrations builds its
-# Config without one (reported to the migrations engineer): not what this test is about.
-@pytest.mark.filterwarnings("ignore:No path_separator found")
 def test_a_migration_adds_a_column_to_every_tenant_on_every_node(
     citus_db: CitusDB, tmp_path: Path
 ) -> None:
