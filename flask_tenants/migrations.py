@@ -569,8 +569,17 @@ class _Worker:
         self.engine = engine or sync_engine(state)
         self.conn: Connection | None = None
         self.check_client = False
+        self.used = 0
+
+    #: A backend's catalog caches grow with every schema it touches (~28 KiB per tenant): a
+    #: worker starts a new server connection after this many tenants.
+    RECYCLE_AFTER = 500
 
     def _connection(self) -> Connection:
+        if self.conn is not None and self.used and self.used % self.RECYCLE_AFTER == 0:
+            self.conn.invalidate()  # a new backend, not the same one back from the pool
+            self.close()
+        self.used += 1
         if self.conn is None or self.conn.closed or self.conn.invalidated:
             self.conn = self.engine.connect()
             # PostgreSQL 14+ can notice a vanished client during a long statement: a worker

@@ -332,6 +332,19 @@ def test_jobs_spread_the_work_over_processes(fresh_db: str, mdir: Path) -> None:
         engine_of(app).dispose()
 
 
+def test_a_worker_recycles_its_server_connection(app: Flask, mdir: Path, monkeypatch: Any) -> None:
+    from flask_tenants import migrations
+
+    monkeypatch.setattr(migrations._Worker, "RECYCLE_AFTER", 2)
+    names = ["t1", "t2", "t3", "t4", "t5"]
+    create(app, *names)
+    write_revision(mdir, "r2", "r1", 'op.execute("CREATE TABLE pid AS SELECT pg_backend_pid() p")')
+    assert migrate_tenants(state_of(app)).ok
+    with engine_of(app).connect() as conn:
+        pids = [conn.execute(text(f"SELECT p FROM {n}.pid")).scalar() for n in names]  # noqa: S608
+    assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
+
+
 def test_failure_in_a_forked_worker_is_reported(fresh_db: str, mdir: Path) -> None:
     app = make_fleet_app(fresh_db, mdir)
     try:
