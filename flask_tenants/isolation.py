@@ -20,6 +20,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, SessionTransaction
 
+from ._fold import connect_hook, defer_binding
 from .context import TenantBinding, current_binding
 from .exceptions import TenantIsolationError, TenantSchemaMissingError
 
@@ -52,6 +53,8 @@ def apply_binding(conn: Connection, binding: TenantBinding) -> None:
             "be confined to the tenant's schema. Use a normal transaction (drop "
             "isolation_level='AUTOCOMMIT'), or leave the tenant context first."
         )
+    if defer_binding(conn, binding):  # psycopg2 / psycopg 3: no round trip of its own
+        return
     if binding.schema is None:
         conn.execute(_SET_PUBLIC_PATH, {"path": binding.search_path})
         return
@@ -126,6 +129,7 @@ def install(engine: Engine | Any) -> None:
     if getattr(sync_engine, _INSTALLED, False):
         return
     event.listen(sync_engine, "begin", _on_begin)
+    event.listen(sync_engine, "do_connect", connect_hook)
     setattr(sync_engine, _INSTALLED, True)
 
 

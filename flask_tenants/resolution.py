@@ -53,6 +53,7 @@ class Resolution:
 
 
 PUBLIC_RESOLUTION = Resolution(None)
+_CLASSIFIED_MAX = 4096
 _resolvers: weakref.WeakSet[Resolver] = weakref.WeakSet()
 
 
@@ -72,12 +73,28 @@ class Resolver:
         self.has_deactivated = "deactivated" in self.tenant_table.c
         self.identification = settings.identification  # strategies (identification.py)
         self._cache: dict[str, tuple[float, Resolution]] = {}
+        self._classified: dict[str | None, tuple[str, str | None]] = {}
         self._lock = threading.Lock()
         _resolvers.add(self)
 
     # -- pure part ------------------------------------------------------------------------
     def classify(self, raw_host: str | None) -> tuple[str, str | None]:
-        """('public'|'lookup'|'invalid', normalized host) without touching the database."""
+        """('public'|'lookup'|'invalid', normalized host) without touching the database.
+
+        Pure (the settings are frozen), so remembered per raw Host header: each request asks
+        twice (routing, then resolution) and hosts repeat.
+        """
+        try:
+            return self._classified[raw_host]
+        except KeyError:
+            pass
+        result = self._classify(raw_host)
+        if len(self._classified) >= _CLASSIFIED_MAX:
+            self._classified.clear()  # random hosts from an attacker cannot grow memory
+        self._classified[raw_host] = result
+        return result
+
+    def _classify(self, raw_host: str | None) -> tuple[str, str | None]:
         if raw_host:
             bare = raw_host.strip().rsplit(":", 1)[0] if not raw_host.startswith("[") else raw_host
             if is_ip_address(bare.strip("[]")) or raw_host.startswith("["):

@@ -86,34 +86,65 @@ def route_tenant_path(
 
 
 class TenantPathMiddleware:
-    """WSGI middleware that maps tenant-host paths onto the prefixed tenant routes."""
+    """WSGI middleware that maps tenant-host paths onto the prefixed tenant routes.
+
+    The decision is pure (host, method, path, script root and the app's routes), so it is
+    remembered: a request on a known path costs a dict lookup instead of two route matches.
+    """
+
+    _ROUTES_MAX = 4096
 
     def __init__(self, app: Flask, wsgi_app: Callable[..., Iterable[bytes]], ext: FlaskTenants):
         self.app = app
         self.wsgi_app = wsgi_app
         self.ext = ext
+        self._routes: dict[tuple[Any, ...], str] = {}
+        self._routes_version: tuple[int, ...] = ()
+
+    def _version(self) -> tuple[int, ...]:
+        """Changes whenever the routes or the blueprint scopes may have changed."""
+        rules = getattr(self.app.url_map, "_rules", None)
+        if rules is None:  # not a werkzeug Map we know: no remembering
+            return ()
+        return (len(rules), len(self.ext._tenant_bps), len(self.ext._public_bps))
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         state = self.ext.state_for(self.app)
         kind = identify_wsgi(state, environ)  # the host (default), or path/header strategies
         if kind == "lookup":
-            try:
-                adapter = self.app.url_map.bind_to_environ(environ)
-            except HTTPException:
-                # a host werkzeug cannot bind (e.g. an empty IDNA label): nothing to rewrite,
-                # Flask answers it (400) as it does without this middleware
-                return self.wsgi_app(environ, start_response)
             path = environ.get("PATH_INFO") or "/"
-            new = route_tenant_path(
-                adapter,
-                path,
+            key = (
+                environ.get("HTTP_HOST") or environ.get("SERVER_NAME"),
                 environ.get("REQUEST_METHOD", "GET"),
-                state.settings.url_prefix,
-                self.ext.scope_of,
+                path,
                 environ.get("SCRIPT_NAME", ""),
             )
-            if isinstance(new, TenantRedirect):
-                return redirect(new.url, 308)(environ, start_response)
+            version = self._version()
+            if version != self._routes_version:
+                self._routes = {}
+                self._routes_version = version
+            new: str | TenantRedirect | None = self._routes.get(key) if version else None
+            if new is None:
+                try:
+                    adapter = self.app.url_map.bind_to_environ(environ)
+                except HTTPException:
+                    # a host werkzeug cannot bind (e.g. an empty IDNA label): nothing to
+                    # rewrite, Flask answers it (400) as it does without this middleware
+                    return self.wsgi_app(environ, start_response)
+                new = route_tenant_path(
+                    adapter,
+                    path,
+                    key[1],
+                    state.settings.url_prefix,
+                    self.ext.scope_of,
+                    key[3],
+                )
+                if isinstance(new, TenantRedirect):
+                    return redirect(new.url, 308)(environ, start_response)
+                if version:
+                    if len(self._routes) >= self._ROUTES_MAX:
+                        self._routes = {}  # random paths from an attacker cannot grow memory
+                    self._routes[key] = new
             environ[TENANT_HOST] = True
             if new != path:
                 environ[ORIGINAL_PATH] = path

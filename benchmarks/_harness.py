@@ -1,0 +1,216 @@
+"""Shared plumbing of the request benchmarks: a database server, interleaved timing, tables."""
+
+from __future__ import annotations
+
+import gc
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+_server = None
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def server_url(stat_statements: bool = True) -> tuple[str, bool]:
+    """``(url, has_pg_stat_statements)``: ``DATABASE_URL``, else a new embedded server."""
+    global _server
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url, _has_stat_statements(url)
+    from flask_tenants.testing.server import start_embedded_postgres
+
+    extra = {"shared_preload_libraries": "'pg_stat_statements'"} if stat_statements else {}
+    extra["max_connections"] = "400"
+    try:
+        _server = start_embedded_postgres(extra_conf=extra)
+    except RuntimeError:
+        if not stat_statements:
+            raise
+        _server = start_embedded_postgres()
+    return _server.url, _has_stat_statements(_server.url)
+
+
+def _has_stat_statements(url: str) -> bool:
+    eng = create_engine(
+        make_url(url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
+    try:
+        with eng.connect() as c:
+            c.execute(text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
+            c.execute(text("SELECT pg_stat_statements_reset()"))
+        return True
+    except Exception:
+        return False
+    finally:
+        eng.dispose()
+
+
+def ensure_database(url: str, name: str, fresh: bool = False) -> str:
+    """The URL (no driver) of database ``name`` on the server of ``url``, created if missing."""
+    admin = create_engine(
+        make_url(url).set(drivername="postgresql+psycopg", database="postgres"),
+        isolation_level="AUTOCOMMIT",
+    )
+    try:
+        with admin.connect() as c:
+            exists = c.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+            ).first()
+            if exists and fresh:
+                c.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+                exists = None
+            if not exists:
+                c.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def with_driver(url: str, driver: str) -> str:
+    return make_url(url).set(drivername=f"postgresql+{driver}").render_as_string(False)
+
+
+@dataclass
+class Series:
+    """One contestant's figures, one per round: requests per second and CPU per request."""
+
+    name: str
+    rps: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # seconds of CPU (client + server) per request
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.rps) if self.rps else float("nan")
+
+    @property
+    def best(self) -> float:
+        return max(self.rps) if self.rps else float("nan")
+
+    @property
+    def cpu_per_request(self) -> float:
+        return statistics.fmean(self.cpu) if self.cpu else float("nan")
+
+
+_HZ = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pids: Sequence[int]) -> float:
+    """CPU seconds (user + system) used so far by processes ``pids`` (Linux, tick resolution)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / _HZ
+
+
+Contestant = tuple[str, Callable[[int], None], Callable[[], Sequence[int]]]
+
+
+def interleave(contestants: Sequence[Contestant], rounds: int, requests: int) -> list[Series]:
+    """Run each contestant's ``fn(requests)`` once per round, the order rotating every round.
+
+    A contestant is ``(name, fn, server_pids)``; ``server_pids()`` lists the PostgreSQL backends
+    serving it, whose CPU time is added to this process's. Short rounds, rotated, on a noisy
+    shared machine: compare within a round (median of the per-round ratios), the best rounds,
+    and CPU per request, which load on other cores hardly moves.
+    """
+    series = [Series(c[0]) for c in contestants]
+    n = len(contestants)
+    for r in range(rounds):
+        order = list(range(n))
+        order = order[r % n :] + order[: r % n]
+        if r % 2:
+            order.reverse()
+        for idx in order:
+            _, fn, pids_of = contestants[idx]
+            pids = pids_of()
+            gc.collect()
+            c0 = time.process_time() + process_cpu(pids)
+            t0 = time.perf_counter()
+            fn(requests)
+            dt = time.perf_counter() - t0
+            c1 = time.process_time() + process_cpu(pids)
+            series[idx].rps.append(requests / dt)
+            series[idx].cpu.append((c1 - c0) / requests)
+    return series
+
+
+def round_ratios(a: Series, b: Series) -> list[float]:
+    """``a / b`` within each round."""
+    return [x / y for x, y in zip(a.rps, b.rps, strict=True)]
+
+
+def fmt_ratio(ratios: Sequence[float]) -> str:
+    """Median of per-round ratios, with the interquartile range of the rounds."""
+    if not ratios:
+        return "-"
+    med = statistics.median(ratios)
+    if len(ratios) < 4:
+        return f"{med:.2f}x"
+    q = statistics.quantiles(ratios, n=4)
+    return f"{med:.2f}x (IQR {q[0]:.2f}-{q[2]:.2f})"
+
+
+def ratio_cells(s: Series, base: Series) -> list[str]:
+    """``s`` against ``base``: median of round ratios, best round vs best round, CPU ratio."""
+    if s is base:
+        return ["1", "1", "1"]
+    return [
+        fmt_ratio(round_ratios(s, base)),
+        f"{s.best / base.best:.2f}x",
+        f"{base.cpu_per_request / s.cpu_per_request:.2f}x",
+    ]
+
+
+RATIO_HEADERS = [
+    "vs plain: median of rounds",
+    "vs plain: best rounds",
+    "vs plain: by CPU/req",
+]
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(r: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+
+    out = [line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(r) for r in cells[1:]]
+    return "\n".join(out)
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of process ``pid`` in KiB (Linux)."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def pss_kib(pid: int) -> int:
+    """Proportional set size of ``pid`` in KiB: private memory plus a share of shared pages."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return rss_kib(pid)
