@@ -32,8 +32,20 @@ from ..exceptions import (
     TenantNotFoundError,
     TenantSchemaMissingError,
 )
+from ..fleet import for_each_tenant_async
+from ..fleet import for_each_tenant_async as for_each_tenant  # the async form, same name
 from ..models import TENANT_SPECIFIC, DomainMixin, TenantMixin, TenantModelMixin
 from ..naming import validate_tenant_name
+from ..signals import (
+    tenant_activated,
+    tenant_created,
+    tenant_deactivated,
+    tenant_deleted,
+    tenant_migrated,
+    tenant_renamed,
+    tenant_resolved,
+)
+from ..strict import allow_cross_tenant
 from .engine import async_database_url, pgbouncer_connect_args
 from .extension import FlaskTenants, MultiTenancyMiddleware, QuartTenants, create_tenancy, init_app
 from .session import StaleStatementError, run_in_tenant, with_db
@@ -56,6 +68,16 @@ __all__ = [
     "run_in_tenant",
     "tenant_context",
     "current_tenant",
+    "allow_cross_tenant",
+    "for_each_tenant",
+    "for_each_tenant_async",
+    "tenant_created",
+    "tenant_renamed",
+    "tenant_deleted",
+    "tenant_activated",
+    "tenant_deactivated",
+    "tenant_migrated",
+    "tenant_resolved",
     "validate_tenant_name",
     "async_database_url",
     "pgbouncer_connect_args",

@@ -111,6 +111,9 @@ async def test_strict_fleet_and_resolved_signal_on_quart(fresh_db: str) -> None:
 
         async with app.app_context():
             results = {t: n async for t, n in for_each_tenant_async(count, concurrency=2)}
+            from flask_tenants.aio import for_each_tenant  # the same name as the sync door's
+
+            assert {t: n async for t, n in for_each_tenant(count)} == results
         assert results == {"acme": 0, "globex": 1}
     finally:
         tenant_resolved.disconnect(receiver)
