@@ -165,6 +165,24 @@ def _domain_taken(session: Session, st: TenancyState, domain: str) -> bool:
     )
 
 
+def _check_domain_free(session: Session, st: TenancyState, host: str, owner: str) -> None:
+    """DomainError unless ``host`` can be given to tenant ``owner``.
+
+    A Domain row wins over the subdomain fallback, so giving ``bob.example.com`` to tenant
+    ``alice`` would silently take tenant ``bob``'s traffic: refused.
+    """
+    if _domain_taken(session, st, host):
+        raise DomainError(f"The domain {host!r} already belongs to a tenant.")
+    label = st.resolver.fallback_name(host)
+    if label is not None and label != owner:
+        t = st.tenant_model.__table__
+        if session.execute(select(t.c.id).where(t.c.name == label)).first() is not None:
+            raise DomainError(
+                f"The domain {host!r} is how tenant {label!r} is reached (its first label names "
+                f"that tenant), so it cannot be given to tenant {owner!r}."
+            )
+
+
 def _tenant_host(st: TenancyState, domain: str) -> str:
     """``domain`` normalised, or DomainError when requests for it would never reach a tenant."""
     host = normalize_domain(domain)
@@ -197,8 +215,7 @@ def create_tenant(
     if len(set(hosts)) != len(hosts):
         raise DomainError(f"The same domain is given twice: {hosts}")
     for h in hosts:
-        if _domain_taken(session, st, h):
-            raise DomainError(f"The domain {h!r} already belongs to a tenant.")
+        _check_domain_free(session, st, h, name)
     exists = session.execute(
         select(st.tenant_model.__table__.c.id).where(st.tenant_model.__table__.c.name == name)  # type: ignore[attr-defined]
     ).first()
@@ -265,8 +282,7 @@ def add_domain(
     """Give tenant ``name`` another host name."""
     host = _tenant_host(st, domain)
     tenant = get_tenant(session, st, name)
-    if _domain_taken(session, st, host):
-        raise DomainError(f"The domain {host!r} already belongs to a tenant.")
+    _check_domain_free(session, st, host, name)
     if primary:
         _clear_primary(session, st, name)
     d = _new_domain(st, tenant, host, primary)

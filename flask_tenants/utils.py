@@ -24,8 +24,9 @@ def with_db(database: Any = None, tenant: str | None = None) -> Iterator[Session
     * ``with with_db(db) as session:``: the same; the ``SQLAlchemy`` argument of the original
       is accepted (the tenancy's own database is used).
     * ``with with_db('acme') as session:`` anywhere with an app context (CLI, scripts, jobs):
-      tenant ``acme``. Nestable; the outer tenant is restored afterwards, and every transaction
-      begun in the block -- on this session or any other -- runs in that tenant's schema.
+      tenant ``acme``. Nestable; the outer tenant is restored afterwards. Every transaction
+      begun in the block runs in that tenant's schema -- except on a session pinned to another
+      tenant, such as the request's ``g.db_session``, which keeps the request's tenant.
 
     Nothing is committed for you: call ``session.commit()``.
     """

@@ -314,11 +314,18 @@ def test_api_errors_change_nothing(app: Flask) -> None:
         (DomainError, lambda: tenancy.create_tenant("initech", domains=["local.initech.io"])),
         (DomainError, lambda: tenancy.remove_domain("nobody.test")),
         (DomainError, lambda: tenancy.set_primary_domain("nobody.test")),
+        # a domain row beats the subdomain fallback: acme may not take globex's subdomain
+        (DomainError, lambda: tenancy.add_domain("acme", "globex.anything.test")),
+        (DomainError, lambda: tenancy.create_tenant("initech", domains=["acme.other.test"])),
     ]
     for exc, attempt in attempts:
         with pytest.raises(exc):
             attempt()
         assert (schema_names(engine_of(app)), tenant_rows(app), domains_of(app)) == before
+    # its own name's subdomains are fine for a tenant
+    tenancy.add_domain("acme", "acme.anything.test")
+    with engine_of(app).begin() as conn:
+        conn.execute(text("DELETE FROM domains WHERE domain_name = 'acme.anything.test'"))
     # a schema left over by someone else is not adopted
     with engine_of(app).begin() as conn:
         conn.execute(text("CREATE SCHEMA ghost"))
