@@ -80,10 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{n} tenants created at {head[:12]} in {setup:.1f} s ({each:.1f} ms each)")
         rows = []
         down = head
-        for jobs in args.jobs:
-            rev = f"add_c{jobs}_{int(time.time())}"[:32]
+        for i, jobs in enumerate(args.jobs):
+            rev = f"add_c{i}_{int(time.time())}"[:32]
             (mdir / "versions" / f"{rev}.py").write_text(
-                ADD_COLUMN.format(col=f"c_jobs{jobs}", rev=rev, down=down)
+                ADD_COLUMN.format(col=f"c{i}_jobs{jobs}", rev=rev, down=down)
             )
             down = rev
             real = migrate_tenants(state, jobs=jobs)
