@@ -354,9 +354,13 @@ def sync_engine(state: TenancyState) -> Engine:
 
 @contextmanager
 def _no_tenant() -> Iterator[None]:
+    """No tenant context, cross-schema reads allowed (strict mode): fleet-wide admin work."""
+    from .strict import allow_cross_tenant
+
     token = _set(None)
     try:
-        yield
+        with allow_cross_tenant():
+            yield
     finally:
         _reset(token)
 

@@ -134,13 +134,21 @@ def build_models(deactivated: bool = True, color: bool = False) -> Any:
     return m
 
 
-def make_fleet_app(url: str, mdir: Path | None, *, revision: bool = True, **model_kw: Any) -> Flask:
+def make_fleet_app(
+    url: str,
+    mdir: Path | None,
+    *,
+    revision: bool = True,
+    config: dict[str, Any] | None = None,
+    **model_kw: Any,
+) -> Flask:
     """An app with the tenant migration directory ``mdir`` (created, holding r1 unless
     ``revision`` is False) and the shared tables created."""
     m = build_models(**model_kw)
     app = Flask(__name__)
     app.config["TENANTS_DATABASE_URL"] = url
     app.config["TENANTS_ENGINE_OPTIONS"] = {"pool_size": 3}
+    app.config.update(config or {})
     if mdir is not None:
         app.config["TENANTS_MIGRATIONS_DIR"] = str(mdir)
         if not (mdir / "env.py").exists():
@@ -435,6 +443,24 @@ def test_migration_runs_only_in_its_tenant_schema(app: Flask, mdir: Path) -> Non
             text("SELECT table_schema FROM information_schema.tables WHERE table_name = 'notes'")
         ).scalars()
         assert sorted(found) == ["t1", "t2"]
+
+
+def test_strict_mode_does_not_stop_fleet_work(fresh_db: str, mdir: Path) -> None:
+    """TENANTS_STRICT refuses cross-schema statements outside allow_cross_tenant(): the runner,
+    the scratch schema of autogenerate and the drift check are admin work that means it."""
+    app = make_fleet_app(fresh_db, mdir, config={"TENANTS_STRICT": True}, color=True)
+    try:
+        st = state_of(app)
+        assert model_drift(st) == ["add_column tanks color"]
+        color_rev = make_revision(st, "color", rev_id="r2")
+        assert color_rev is not None
+        create(app, "t1", "t2")
+        write_revision(mdir, "r3", "r2", 'op.add_column("tanks", sa.Column("size", sa.Integer))')
+        report = migrate_tenants(st)
+        assert report.ok and len(report.done) == 2
+        assert [r.status for r in stamp_tenants(st, "head")] == ["skipped", "skipped"]
+    finally:
+        engine_of(app).dispose()
 
 
 # -- autogenerate and drift -----------------------------------------------------------------------
