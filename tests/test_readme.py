@@ -7,6 +7,7 @@ run together as an app in a subprocess (the models register on the process-wide
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -18,18 +19,24 @@ from pathlib import Path
 import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-_BLOCK = re.compile(r"(?:<!-- readme-test: (?P<path>\S+) -->\n)?```python\n(?P<code>.*?)```", re.S)
+_BLOCK = re.compile(
+    r"(?:<!-- readme-test: (?P<path>\S+) -->\n)?(?P<indent> *)```python\n(?P<code>.*?)```", re.S
+)
 
 
 def _blocks() -> list[tuple[str | None, str]]:
-    return [(m.group("path"), m.group("code")) for m in _BLOCK.finditer(README.read_text())]
+    return [
+        (m.group("path"), textwrap.dedent(m.group("code")))
+        for m in _BLOCK.finditer(README.read_text())
+    ]
 
 
 def test_every_python_block_compiles() -> None:
     blocks = _blocks()
     assert len(blocks) >= 8
     for i, (_, code) in enumerate(blocks):
-        compile(code, f"README.md block {i}", "exec")
+        # top-level await / async with / async for stand for code inside a coroutine
+        compile(code, f"README.md block {i}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
 
 
 GLUE = """
