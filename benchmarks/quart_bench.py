@@ -32,6 +32,7 @@ from _harness import (  # noqa: E402
     log,
     ratio_cells,
     server_url,
+    set_priority,
     table,
 )
 from _harness import ensure_database as _ensure_database  # noqa: E402
@@ -226,6 +227,12 @@ def bench_server(args: argparse.Namespace, url: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="priority of the benchmark and its server (e.g. -10 as root on a shared machine)",
+    )
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--tenants", type=int, default=50)
     ap.add_argument("--rows", type=int, default=100)
@@ -239,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.tenants, args.rounds, args.requests = min(args.tenants, 10), 2, 100
     t0 = time.monotonic()
+    set_priority(args.nice)
     url, _ = server_url(stat_statements=False)
     print(
         "Shared 2-core machine (server, load and PostgreSQL on the same cores): trust the "

@@ -308,10 +308,6 @@ def _build_psycopg2() -> Any:
             self._ft_pending = None
             super().reset()
 
-        def tpc_begin(self, xid: Any) -> None:
-            flush(self)
-            super().tpc_begin(xid)
-
         def tpc_commit(self, *xid: Any) -> None:
             self._ft_pending = None
             super().tpc_commit(*xid)

@@ -10,6 +10,10 @@ schema in ``search_path``, which would send tenant queries to ``public``; here a
 fails the transaction with :class:`~flask_tenants.exceptions.TenantSchemaMissingError` instead.
 
 Both doors use it: the async engine's ``sync_engine`` fires the same event.
+
+With psycopg 3 and psycopg2 the statement costs no round trip of its own: it travels with the
+transaction's ``BEGIN`` or first statement (:mod:`flask_tenants._fold`; execution option
+``tenants_fast_path``).
 """
 
 from __future__ import annotations
@@ -129,7 +133,8 @@ def install(engine: Engine | Any) -> None:
     if getattr(sync_engine, _INSTALLED, False):
         return
     event.listen(sync_engine, "begin", _on_begin)
-    event.listen(sync_engine, "do_connect", connect_hook)
+    if getattr(sync_engine.dialect, "driver", None) == "psycopg2":
+        event.listen(sync_engine, "do_connect", connect_hook)  # see _fold: psycopg2 only
     setattr(sync_engine, _INSTALLED, True)
 
 

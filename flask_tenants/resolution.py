@@ -89,7 +89,7 @@ class Resolver:
         except KeyError:
             pass
         result = self._classify(raw_host)
-        if len(self._classified) >= _CLASSIFIED_MAX:
+        if len(self._classified) >= max(_CLASSIFIED_MAX, 2 * self.settings.cache_size):
             self._classified.clear()  # random hosts from an attacker cannot grow memory
         self._classified[raw_host] = result
         return result

@@ -88,8 +88,9 @@ def route_tenant_path(
 class TenantPathMiddleware:
     """WSGI middleware that maps tenant-host paths onto the prefixed tenant routes.
 
-    The decision is pure (host, method, path, script root and the app's routes), so it is
-    remembered: a request on a known path costs a dict lookup instead of two route matches.
+    The decision is pure (method, path, script root and the app's routes; the host only in the
+    cases said below), so it is remembered: a request on a known path costs a dict lookup
+    instead of binding the URL map and matching twice.
     """
 
     _ROUTES_MAX = 4096
@@ -113,8 +114,16 @@ class TenantPathMiddleware:
         kind = identify_wsgi(state, environ)  # the host (default), or path/header strategies
         if kind == "lookup":
             path = environ.get("PATH_INFO") or "/"
+            # The host matters to the decision only with host-matching routes, or when a
+            # path/header strategy let a host through that classification did not vouch for
+            # (with the host strategies alone, a 'lookup' host is a valid DNS name).
+            host = (
+                environ.get("HTTP_HOST") or environ.get("SERVER_NAME")
+                if self.app.url_map.host_matching or not state.resolver.identification.is_default
+                else None
+            )
             key = (
-                environ.get("HTTP_HOST") or environ.get("SERVER_NAME"),
+                host,
                 environ.get("REQUEST_METHOD", "GET"),
                 path,
                 environ.get("SCRIPT_NAME", ""),
