@@ -73,12 +73,15 @@ def is_ip_address(host: str) -> bool:
     return True
 
 
-def normalize_host(raw: str | None) -> str | None:
-    """The request Host header as a lower-case, port-less, IDNA (punycode) host name.
+def normalize_host(raw: str | None, allow_unicode: bool = False) -> str | None:
+    """The request Host header as a lower-case, port-less host name.
 
     Returns None for anything that is not a syntactically valid DNS host name: empty, too long,
     labels with forbidden characters, IP addresses (which never name a tenant), ports that are
-    not numbers. Never raises: the caller turns None into a 404 or the public schema.
+    not numbers, more than one trailing dot. HTTP clients send internationalised names in their
+    ASCII (punycode) form, so a Host with other characters is refused too, unless
+    ``allow_unicode`` (used for names typed by an operator, see :func:`normalize_domain`), which
+    converts it with IDNA. Never raises: the caller turns None into a 404 or the public schema.
     """
     if not raw or len(raw) > 1024:
         return None
@@ -87,15 +90,20 @@ def normalize_host(raw: str | None) -> str | None:
         return None
     if ":" in host:
         host, _, port = host.rpartition(":")
-        if not port.isdigit():
+        if not (port.isascii() and port.isdigit() and len(port) <= 5 and int(port) <= 65535):
             return None
-    host = host.rstrip(".")
+    if host.endswith("."):
+        host = host[:-1]
     if not host:
         return None
-    try:
-        host = host.encode("idna").decode("ascii").lower()
-    except (UnicodeError, ValueError):
-        return None
+    if not host.isascii():
+        if not allow_unicode:
+            return None
+        try:
+            host = host.encode("idna").decode("ascii")
+        except (UnicodeError, ValueError):
+            return None
+    host = host.lower()
     if len(host) > _MAX_HOST or is_ip_address(host):
         return None
     if not all(_LABEL_RE.match(label) for label in host.split(".")):
@@ -104,8 +112,9 @@ def normalize_host(raw: str | None) -> str | None:
 
 
 def normalize_domain(raw: str) -> str:
-    """Normalise a domain name for the Domain table, or raise DomainError saying what is wrong."""
-    host = normalize_host(raw)
+    """Normalise a domain name for the Domain table (IDNA: ``bücher.example`` is stored as
+    ``xn--bcher-kva.example``), or raise DomainError saying what is wrong."""
+    host = normalize_host(raw, allow_unicode=True)
     if host is None or (raw and ":" in raw):
         raise DomainError(
             f"Invalid domain name {raw!r}: use a host name such as 'acme.example.com' "
