@@ -132,16 +132,23 @@ _HZ = os.sysconf("SC_CLK_TCK")
 
 
 def process_cpu(pids: Sequence[int]) -> float:
-    """CPU seconds (user + system) used so far by processes ``pids`` (Linux, tick resolution)."""
-    total = 0
+    """CPU seconds used so far by processes ``pids`` (Linux: /proc/PID/schedstat, nanoseconds;
+    falls back to /proc/PID/stat, clock ticks)."""
+    total = 0.0
     for pid in pids:
+        try:
+            with open(f"/proc/{pid}/schedstat") as fh:
+                total += int(fh.read().split()[0]) / 1e9
+            continue
+        except (OSError, IndexError, ValueError):
+            pass
         try:
             with open(f"/proc/{pid}/stat") as fh:
                 fields = fh.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            total += (int(fields[11]) + int(fields[12])) / _HZ
         except (OSError, IndexError, ValueError):
             pass
-    return total / _HZ
+    return total
 
 
 Contestant = tuple[str, Callable[[int], None], Callable[[], Sequence[int]]]
