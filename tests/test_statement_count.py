@@ -221,10 +221,12 @@ def test_nothing_survives_the_transaction(engine: Engine) -> None:
     with engine.connect() as conn:
         with tenant_context("acme", SHARED):
             conn.begin()
-            conn.commit()  # a transaction that sent nothing
-            conn.begin()
             assert items(conn) == ["acme"]
             conn.commit()
+            conn.begin()
+            conn.commit()  # a transaction that sent nothing
+            conn.begin()
+            conn.rollback()  # the same, rolled back
         # outside any tenant: the default search_path, on the same pooled connection
         assert items(conn) == ["public"]
         assert conn.execute(text("SHOW search_path")).scalar() == '"$user", public'
