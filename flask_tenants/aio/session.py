@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.exceptions import HTTPException
 
@@ -126,6 +127,12 @@ async def close_session(session: AsyncSession) -> None:
     except asyncio.CancelledError:
         task.add_done_callback(_consume)
         raise
+    except DBAPIError as exc:
+        # the server closed the connection (killed, restarted): there is nothing left to roll
+        # back, the pool has discarded it, and the request's answer stands
+        if not exc.connection_invalidated:
+            raise
+        log.warning("flask-tenants: the session's connection was lost: %s", exc.orig)
 
 
 def _binding(state: TenancyState, tenant: str | None) -> TenantBinding:
