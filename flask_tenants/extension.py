@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flask import Blueprint, Flask, current_app, g, has_app_context, has_request_context, request
 from flask.signals import appcontext_pushed
@@ -227,12 +227,16 @@ class FlaskTenants(TenancyDoor):
 
     # -- request hooks ----------------------------------------------------------------------
     def _before_request(self) -> None:
-        state = self.state_for(current_app)
-        res = self.resolve(request.host, state, request.environ.get(IDENTIFIED_KEY))
-        binding = self.request_binding(state, res, request.endpoint)
-        g.tenant = binding.name
-        setattr(g, _TOKEN, _set(binding))
+        # one context-variable lookup per proxy instead of one per attribute access
+        req: Any = cast(Any, request)._get_current_object()
+        gobj: Any = cast(Any, g)._get_current_object()
+        state = self.state_for(cast(Any, current_app)._get_current_object())
+        res = self.resolve(req.host, state, req.environ.get(IDENTIFIED_KEY))
+        binding = self.request_binding(state, res, req.endpoint)
+        gobj.tenant = binding.name
         session = state.scoped
+        # the scoped session travels with the token: the teardown needs no state lookup
+        setattr(gobj, _TOKEN, (_set(binding), session))
         current = session()
         if current.in_transaction():
             # An app context that outlives requests (tests that push one) keeps its session:
@@ -240,16 +244,16 @@ class FlaskTenants(TenancyDoor):
             # cannot be carried into this tenant's request.
             current.close()
         pin_session(current, binding)
-        g.db_session = session
+        gobj.db_session = session
 
     def _teardown_request(self, exc: BaseException | None = None) -> None:
-        token = g.pop(_TOKEN, None)
-        if token is not None:
+        pending = g.pop(_TOKEN, None)
+        if pending is not None:
+            token, scoped = pending
             _reset(token)
             # The request's session ends with the request, also when the app context outlives
             # it; otherwise its open transaction (in the tenant's schema) and its tenant pin
             # would serve the code that runs next in that app context.
-            scoped = self.state_for(current_app).scoped
             if scoped is not None and scoped.registry.has():
                 try:
                     scoped.remove()
