@@ -850,6 +850,20 @@ def _check_names(state: TenancyState, names: Iterable[str] | None) -> list[str] 
 # -- stamp -------------------------------------------------------------------------------------
 
 
+def _known_revisions(
+    w: _Worker, state: TenancyState, wanted: list[str] | None
+) -> dict[str, TenantRevision]:
+    """The revisions of the ``wanted`` tenants (default: all); MigrationError for unknown ones."""
+    with w.engine.connect() as conn:
+        revisions = read_revisions(conn, state, wanted)
+        conn.rollback()
+    if wanted is not None:
+        missing = sorted(set(wanted) - set(revisions))
+        if missing:
+            raise MigrationError(f"Unknown tenant(s): {', '.join(missing)}")
+    return revisions
+
+
 def stamp_tenants(
     state: TenancyState, revision: str, names: Iterable[str] | None = None
 ) -> list[TenantResult]:
@@ -860,13 +874,7 @@ def stamp_tenants(
     wanted = _check_names(state, names)
     w = _Worker(state, migrations, revision)
     try:
-        with w.engine.connect() as conn:
-            revisions = read_revisions(conn, state, wanted)
-            conn.rollback()
-        if wanted is not None:
-            missing = sorted(set(wanted) - set(revisions))
-            if missing:
-                raise MigrationError(f"Unknown tenant(s): {', '.join(missing)}")
+        revisions = _known_revisions(w, state, wanted)
         return [w.stamp(name, rev.versioned) for name, rev in revisions.items()]
     finally:
         w.close()
@@ -882,13 +890,7 @@ def downgrade_tenants(
     wanted = _check_names(state, names)
     w = _Worker(state, migrations, revision)
     try:
-        with w.engine.connect() as conn:
-            revisions = read_revisions(conn, state, wanted)
-            conn.rollback()
-        if wanted is not None:
-            missing = sorted(set(wanted) - set(revisions))
-            if missing:
-                raise MigrationError(f"Unknown tenant(s): {', '.join(missing)}")
+        revisions = _known_revisions(w, state, wanted)
         return [w.run(name, "downgrade", rev.versioned) for name, rev in revisions.items()]
     finally:
         w.close()
