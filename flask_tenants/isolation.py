@@ -14,10 +14,18 @@ Both doors use it: the async engine's ``sync_engine`` fires the same event.
 With psycopg 3 and psycopg2 the statement costs no round trip of its own: it travels with the
 transaction's ``BEGIN`` or first statement (:mod:`flask_tenants._fold`; execution option
 ``tenants_fast_path``).
+
+The hook is not an engine event listener: any engine listener makes SQLAlchemy dispatch events
+on every execute, commit and rollback of every connection (measured ~20 us per transaction).
+:func:`install` gives the engine a :class:`~sqlalchemy.engine.Connection` subclass whose
+transaction start runs the hook instead, and an option-engine class that keeps it for
+``engine.execution_options(...)``. Should a SQLAlchemy release drop those hooks, it falls back to a
+``begin`` listener.
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import event, text
@@ -28,7 +36,15 @@ from ._fold import connect_hook, defer_binding
 from .context import TenantBinding, current_binding
 from .exceptions import TenantIsolationError, TenantSchemaMissingError
 
-__all__ = ["install", "apply_binding", "pin_session", "SESSION_PIN", "is_installed"]
+__all__ = [
+    "install",
+    "apply_binding",
+    "pin_session",
+    "SESSION_PIN",
+    "is_installed",
+    "TenantConnection",
+    "commit_counter",
+]
 
 SESSION_PIN = "flask_tenants.binding"
 _INSTALLED = "_flask_tenants_isolation"
@@ -85,6 +101,73 @@ def _on_begin(conn: Connection) -> None:
         raise
 
 
+_IN_BEGIN = "_Connection__in_begin"
+
+
+class TenantConnection(Connection):
+    """A Connection whose every transaction starts in the current tenant's search_path."""
+
+    def _begin_impl(self, transaction: Any) -> None:
+        super()._begin_impl(transaction)
+        binding = current_binding()
+        if binding is None:
+            return
+        # the hook's statement runs as part of beginning: no autobegin of a nested transaction
+        setattr(self, _IN_BEGIN, True)
+        try:
+            apply_binding(self, binding)
+        except BaseException:
+            _abandon_begin(self)
+            raise
+        finally:
+            setattr(self, _IN_BEGIN, False)
+
+    def _commit_impl(self) -> None:
+        super()._commit_impl()
+        counter = commit_counter.get()
+        if counter is not None:
+            counter[0] += 1
+
+
+#: A one-item list counting commits while set (the Quart door's stale-statement retry reads it
+#: per request; the greenlets SQLAlchemy runs sync code in share the task's context).
+commit_counter: ContextVar[list[int] | None] = ContextVar(
+    "flask_tenants_commit_counter", default=None
+)
+
+
+def _hookable(engine: Engine) -> bool:
+    return (
+        hasattr(Connection, "_begin_impl")
+        and hasattr(Connection, "_commit_impl")
+        and isinstance(getattr(engine, "_connection_cls", None), type)
+        and isinstance(getattr(engine, "_option_cls", None), type)
+    )
+
+
+_connection_classes: dict[type, type] = {Connection: TenantConnection}
+_option_classes: dict[tuple[type, type], type] = {}
+
+
+def _tenant_connection_class(base: type) -> type:
+    cls = _connection_classes.get(base)
+    if cls is None:
+        if issubclass(base, TenantConnection):
+            return base
+        cls = type("Tenant" + base.__name__, (TenantConnection, base), {})
+        _connection_classes[base] = cls
+    return cls
+
+
+def _tenant_option_class(base: type, conn_cls: type) -> type:
+    cls = _option_classes.get((base, conn_cls))
+    if cls is None:
+        cls = type("Tenant" + base.__name__, (base,), {"_connection_cls": conn_cls})
+        cls._option_cls = cls  # type: ignore[attr-defined]  # options of options keep it
+        _option_classes[(base, conn_cls)] = cls
+    return cls
+
+
 def _abandon_begin(conn: Connection) -> None:
     """Leave ``conn`` able to begin again after the hook failed inside its "begin" event.
 
@@ -132,10 +215,24 @@ def install(engine: Engine | Any) -> None:
     sync_engine: Engine = getattr(engine, "sync_engine", engine)
     if getattr(sync_engine, _INSTALLED, False):
         return
-    event.listen(sync_engine, "begin", _on_begin)
+    if _hookable(sync_engine):
+        conn_cls = _tenant_connection_class(sync_engine._connection_cls)
+        sync_engine._connection_cls = conn_cls  # type: ignore[assignment]
+        sync_engine._option_cls = _tenant_option_class(  # type: ignore[assignment]
+            sync_engine._option_cls, conn_cls
+        )
+    else:  # pragma: no cover - a SQLAlchemy without the Connection hooks
+        event.listen(sync_engine, "begin", _on_begin)
+        event.listen(sync_engine, "commit", _count_commit_event)
     if getattr(sync_engine.dialect, "driver", None) == "psycopg2":
         event.listen(sync_engine, "do_connect", connect_hook)  # see _fold: psycopg2 only
     setattr(sync_engine, _INSTALLED, True)
+
+
+def _count_commit_event(conn: Connection) -> None:  # pragma: no cover - fallback only
+    counter = commit_counter.get()
+    if counter is not None:
+        counter[0] += 1
 
 
 def is_installed(engine: Engine | Any) -> bool:

@@ -443,6 +443,31 @@ def test_with_db_nesting_restores_the_outer_tenant(app: Flask) -> None:
             assert tank_names(public) == PUBLIC_DECOYS
 
 
+def test_engines_derived_from_the_app_engine_switch_too_without_engine_listeners(
+    app: Flask,
+) -> None:
+    engine = engine_of(app)
+    # the hook is no engine event listener: one would make every execute dispatch events
+    assert not engine.dispatch.begin and not engine.dispatch.commit
+    derived = {
+        "engine": engine,
+        "execution_options": engine.execution_options(logging_token="a"),
+        "options of options": engine.execution_options(logging_token="a").execution_options(
+            logging_token="b"
+        ),
+    }
+    want = [f"t03-{i}" for i in range(SEEDED)]
+    for label, eng in derived.items():
+        with tenant_context("t03"), eng.connect() as conn:
+            assert isinstance(conn, flask_tenants.isolation.TenantConnection), label
+            assert conn.execute(text("SELECT name FROM tanks ORDER BY id")).scalars().all() == want
+            conn.commit()  # a second transaction on the same Connection switches again
+            assert conn.execute(text("SELECT name FROM tanks ORDER BY id")).scalars().all() == want
+        with eng.connect() as conn:
+            got = conn.execute(text("SELECT name FROM tanks ORDER BY id")).scalars().all()
+            assert got == PUBLIC_DECOYS, label
+
+
 def test_with_db_in_a_request_the_0_4_2_way_and_nested(app: Flask) -> None:
     r = app.test_client().get("/probe-042", base_url=tenant_url("t06"))
     t06 = [f"t06-{i}" for i in range(SEEDED)]

@@ -29,8 +29,7 @@ from quart import (
     request,
     websocket,
 )
-from sqlalchemy import MetaData, event
-from sqlalchemy.engine import Connection
+from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Session
 
@@ -42,7 +41,7 @@ from ..declarative import Base
 from ..exceptions import ConfigurationError
 from ..extension import PENDING_KEY
 from ..identification import IDENTIFIED_KEY
-from ..isolation import install
+from ..isolation import commit_counter, install
 from ..models import DomainMixin, TenantMixin
 from ..resolution import Resolution
 from ..state import TenancyState
@@ -64,18 +63,6 @@ _TOKEN = "_flask_tenants_token"
 _SESSION = "_flask_tenants_session"
 _COMMITS = "_flask_tenants_commits"
 _SCOPE = "_flask_tenants_scope"
-
-# Per request: a one-element list counting commits on the tenancy's engine while the request
-# runs (the greenlets SQLAlchemy runs sync code in share the task's context).
-_request_commits: ContextVar[list[int] | None] = ContextVar(
-    "flask_tenants_request_commits", default=None
-)
-
-
-def _count_commit(conn: Connection) -> None:
-    counter = _request_commits.get()
-    if counter is not None:
-        counter[0] += 1
 
 
 def init_app(
@@ -203,7 +190,6 @@ class QuartTenants(TenancyDoor):
                 "for a sync Engine use flask_tenants.FlaskTenants."
             )
         install(engine)
-        event.listen(engine.sync_engine, "commit", _count_commit)
         state.engine = engine
         state.session_maker = create_session_maker(engine, self.session_options)
         state.is_async = True
@@ -291,7 +277,7 @@ class QuartTenants(TenancyDoor):
             raise asyncio.CancelledError()
         g.tenant = binding.name
         setattr(g, _TOKEN, _set(binding))
-        setattr(g, _COMMITS, _request_commits.set([0]))
+        setattr(g, _COMMITS, commit_counter.set([0]))
         session = pin_async_session(state.session_maker(), binding)
         setattr(g, _SESSION, session)
         req.scope[SESSION_KEY] = (session, asyncio.current_task())
@@ -316,7 +302,7 @@ class QuartTenants(TenancyDoor):
                 await close_session(session)
         finally:
             if commits is not None:
-                _reset_quietly(_request_commits, commits)
+                _reset_quietly(commit_counter, commits)
             if token is not None:
                 _reset(token)
 
@@ -337,7 +323,7 @@ class QuartTenants(TenancyDoor):
         self, app: Quart, dispatch: Callable[..., Any], request_context: Any, exc: Exception
     ) -> Any:
         tenant = g.get("tenant")
-        counter = _request_commits.get()
+        counter = commit_counter.get()
         committed = counter is not None and counter[0] > 0
         enabled = bool(app.config.get("TENANTS_RETRY_STALE_STATEMENTS", True))
         if committed or not enabled:

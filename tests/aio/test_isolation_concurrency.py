@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 
 from flask_tenants import isolation
 from flask_tenants.aio import QuartTenants
-from flask_tenants.context import TenantBinding
+from flask_tenants.context import TenantBinding, tenant_context
 
 from ..conftest import full_size
 from .app import create_shared_tables, make_app
@@ -212,3 +212,24 @@ async def test_the_check_catches_a_session_level_search_path(
     )
     assert rep.leftover_paths, "session-level SET must leave paths on pooled connections"
     assert rep.wrong_rows + rep.wrong_paths > 0, "multi-commit requests must see other tenants"
+
+
+async def test_engines_derived_from_the_async_engine_switch_too(storm_app: Any) -> None:
+    app, tenancy, tenants = storm_app
+    engine = tenancy.state_for(app).engine
+    assert not engine.sync_engine.dispatch.begin and not engine.sync_engine.dispatch.commit
+    derived = [engine, engine.execution_options(logging_token="a")]
+    derived.append(derived[1].execution_options(logging_token="b"))
+
+    async def names(conn: Any) -> list[str]:
+        return list((await conn.execute(text("SELECT name FROM tanks ORDER BY id"))).scalars())
+
+    async def one_engine(eng: Any, tenant: str) -> None:
+        with tenant_context(tenant):
+            async with eng.connect() as conn:
+                for _ in range(3):  # a new transaction on the same connection switches again
+                    assert await names(conn) == [f"{tenant}-seed-0", f"{tenant}-seed-1"]
+                    await conn.commit()
+
+    # concurrently, each task in its own tenant, through every derived engine
+    await asyncio.gather(*(one_engine(eng, t) for eng in derived for t in tenants[:8]))
