@@ -131,24 +131,35 @@ class Series:
 _HZ = os.sysconf("SC_CLK_TCK")
 
 
-def process_cpu(pids: Sequence[int]) -> float:
-    """CPU seconds used so far by processes ``pids`` (Linux: /proc/PID/schedstat, nanoseconds;
-    falls back to /proc/PID/stat, clock ticks)."""
-    total = 0.0
+def process_cpu_by_pid(pids: Sequence[int]) -> dict[int, float]:
+    """CPU seconds used so far by each live process of ``pids`` (Linux: /proc/PID/schedstat,
+    nanoseconds; falls back to /proc/PID/stat, clock ticks). Gone processes are left out."""
+    out: dict[int, float] = {}
     for pid in pids:
         try:
             with open(f"/proc/{pid}/schedstat") as fh:
-                total += int(fh.read().split()[0]) / 1e9
+                out[pid] = int(fh.read().split()[0]) / 1e9
             continue
         except (OSError, IndexError, ValueError):
             pass
         try:
             with open(f"/proc/{pid}/stat") as fh:
                 fields = fh.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / _HZ
+            out[pid] = (int(fields[11]) + int(fields[12])) / _HZ
         except (OSError, IndexError, ValueError):
             pass
-    return total
+    return out
+
+
+def process_cpu(pids: Sequence[int]) -> float:
+    """CPU seconds used so far by processes ``pids`` together."""
+    return sum(process_cpu_by_pid(pids).values())
+
+
+def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used between two :func:`process_cpu_by_pid` readings by processes alive at both (a
+    backend that exits in between -- an idle pooled connection closed -- is not counted)."""
+    return sum(after[p] - before[p] for p in before.keys() & after.keys())
 
 
 Contestant = tuple[str, Callable[[int], None], Callable[[], Sequence[int]]]
@@ -173,16 +184,16 @@ def interleave(contestants: Sequence[Contestant], rounds: int, requests: int) ->
             _, fn, pids_of = contestants[idx]
             pids = pids_of()
             gc.collect()
-            s0 = process_cpu(pids)
+            s0 = process_cpu_by_pid(pids)
             c0 = time.process_time()
             t0 = time.perf_counter()
             fn(requests)
             dt = time.perf_counter() - t0
             c1 = time.process_time()
-            s1 = process_cpu(pids)
+            server = cpu_delta(s0, process_cpu_by_pid(pids))
             series[idx].rps.append(requests / dt)
-            series[idx].cpu.append((c1 - c0 + s1 - s0) / requests)
-            series[idx].server_cpu.append((s1 - s0) / requests)
+            series[idx].cpu.append((c1 - c0 + server) / requests)
+            series[idx].server_cpu.append(server / requests)
     return series
 
 

@@ -38,10 +38,11 @@ sys.path.insert(0, str(HERE))
 
 from _harness import (  # noqa: E402
     RATIO_HEADERS,
+    cpu_delta,
     fmt_ratio,
     interleave,
     log,
-    process_cpu,
+    process_cpu_by_pid,
     ratio_cells,
     round_ratios,
     rss_kib,
@@ -321,11 +322,12 @@ def wrk_measured(
     port: int, script: str, seconds: float, connections: int, pids: list[int]
 ) -> tuple[float, float]:
     """``(req/s, CPU seconds per request of pids)`` of one wrk run."""
-    c0 = process_cpu(pids)
+    c0 = process_cpu_by_pid(pids)
     t0 = time.perf_counter()
     rps = wrk(port, script, seconds, connections)
     elapsed = time.perf_counter() - t0
-    return rps, (process_cpu(pids) - c0) / max(1.0, rps * min(elapsed, seconds))
+    used = cpu_delta(c0, process_cpu_by_pid(pids))
+    return rps, used / max(1.0, rps * min(elapsed, seconds))
 
 
 def anon_kib(pid: int) -> int:
