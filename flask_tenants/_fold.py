@@ -21,9 +21,15 @@ transaction, first, and reverts at its end exactly like the plain hook:
   cannot prefix (server-side cursors, ``executemany``, ``COPY``, ``callproc``) sends it as a
   statement of its own first. Nothing pending survives ``commit()`` / ``rollback()``.
 
-Anything else (asyncpg, psycopg's async connections, pg8000, a ``connection_factory`` of your
-own, a search_path with unusual characters) keeps the plain hook: one statement through
-SQLAlchemy when the transaction begins.
+* **asyncpg**: SQLAlchemy's adapter opens the server transaction lazily, with asyncpg's
+  ``Transaction.start()``, which sends ``BEGIN ...;`` through the connection's public
+  ``execute()``. The engine's connections are made with a ``connection_class`` (asyncpg's own
+  option) whose ``execute`` appends the pending statement to that ``BEGIN``: one simple query.
+  The pending statement is set when the SQLAlchemy transaction begins and dropped when it ends.
+
+Anything else (psycopg's async connections, pg8000, a ``connection_factory`` or
+``connection_class`` of your own, a search_path with unusual characters) keeps the plain hook:
+one statement through SQLAlchemy when the transaction begins.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from .exceptions import TenantIsolationError, TenantSchemaMissingError
 
 __all__ = [
     "FAST_PATH_OPTION",
+    "asyncpg_connect_hook",
+    "clear_pending",
     "connect_hook",
     "defer_binding",
     "missing_schema_error",
@@ -333,6 +341,74 @@ def connect_hook(dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any
         cparams["connection_factory"] = cls
 
 
+# -- asyncpg -------------------------------------------------------------------------------------
+
+FoldingAsyncpgConnection: Any = None
+
+
+def _build_asyncpg() -> Any:
+    """The asyncpg connection class that folds the pending search_path into BEGIN (lazy)."""
+    global FoldingAsyncpgConnection
+    if FoldingAsyncpgConnection is not None:
+        return FoldingAsyncpgConnection
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - only with the aio extra
+        FoldingAsyncpgConnection = False
+        return False
+
+    class _FoldingAsyncpgConnection(asyncpg.Connection):  # type: ignore[misc]
+        """asyncpg connection whose ``BEGIN`` carries the tenant's search_path."""
+
+        _ft_pending: tuple[str, TenantBinding] | None = None
+
+        async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+            pending = self._ft_pending
+            if pending is None or args or not query.startswith("BEGIN"):
+                return await super().execute(query, *args, timeout=timeout)  # type: ignore[no-any-return]
+            self._ft_pending = None
+            sql, binding = pending
+            try:
+                return await super().execute(  # type: ignore[no-any-return]
+                    query.rstrip("; ") + "; " + sql, timeout=timeout
+                )
+            except asyncpg.PostgresError as exc:
+                if not self.is_closed() and self.is_in_transaction():
+                    # BEGIN ran, the statement after it failed: end that transaction here
+                    # (asyncpg marks its Transaction failed and keeps none open on our side)
+                    try:
+                        await super().execute("ROLLBACK")
+                    except Exception:  # noqa: BLE001 - the original error is the one to report
+                        pass
+                if getattr(self, "_top_xact", None) is not None:
+                    self._top_xact = None  # else asyncpg takes the next BEGIN for a SAVEPOINT
+                if _is_missing_schema(exc, binding):
+                    raise missing_schema_error(binding) from exc
+                raise
+
+    FoldingAsyncpgConnection = _FoldingAsyncpgConnection
+    return FoldingAsyncpgConnection
+
+
+def asyncpg_connect_hook(dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+    """``do_connect`` listener: asyncpg connections are made with the folding class."""
+    if "connection_class" in cparams or "async_creator_fn" in cparams:
+        return
+    cls = _build_asyncpg()
+    if cls:
+        cparams["connection_class"] = cls
+
+
+def clear_pending(conn: Connection) -> None:
+    """Drop a pending search_path that no server transaction took (the transaction ended)."""
+    raw = conn._dbapi_connection
+    if raw is None:
+        return
+    apg = getattr(raw.dbapi_connection, "_connection", None)
+    if apg is not None and getattr(apg, "_ft_pending", None) is not None:
+        apg._ft_pending = None
+
+
 # -- dispatch ------------------------------------------------------------------------------------
 
 
@@ -367,6 +443,15 @@ def defer_binding(conn: Connection, binding: TenantBinding) -> bool:
             return False
         raw._ft_pending = (sql, binding)
         return True
+    if FoldingAsyncpgConnection:
+        apg: Any = getattr(raw, "_connection", None)
+        if type(apg) is FoldingAsyncpgConnection:
+            sql = set_path_sql(binding)
+            if sql is None or apg.is_in_transaction():
+                apg._ft_pending = None
+                return False
+            apg._ft_pending = (sql, binding)
+            return True
     if cls.__module__.startswith("psycopg.") or cls.__module__ == "psycopg":
         psycopg = _load_psycopg()
         if psycopg and cls is psycopg.Connection:

@@ -32,7 +32,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, SessionTransaction
 
-from ._fold import connect_hook, defer_binding
+from ._fold import asyncpg_connect_hook, clear_pending, connect_hook, defer_binding
 from .context import TenantBinding, current_binding
 from .exceptions import TenantIsolationError, TenantSchemaMissingError
 
@@ -43,6 +43,7 @@ __all__ = [
     "SESSION_PIN",
     "is_installed",
     "TenantConnection",
+    "AsyncpgTenantConnection",
     "commit_counter",
 ]
 
@@ -129,6 +130,19 @@ class TenantConnection(Connection):
             counter[0] += 1
 
 
+class AsyncpgTenantConnection(TenantConnection):
+    """On asyncpg the path waits on the driver connection for the transaction's BEGIN
+    (:mod:`flask_tenants._fold`); a transaction that ends without sending one drops it."""
+
+    def _commit_impl(self) -> None:
+        clear_pending(self)
+        super()._commit_impl()
+
+    def _rollback_impl(self) -> None:
+        clear_pending(self)
+        super()._rollback_impl()
+
+
 #: A one-item list counting commits while set (the Quart door's stale-statement retry reads it
 #: per request; the greenlets SQLAlchemy runs sync code in share the task's context).
 commit_counter: ContextVar[list[int] | None] = ContextVar(
@@ -145,17 +159,21 @@ def _hookable(engine: Engine) -> bool:
     )
 
 
-_connection_classes: dict[type, type] = {Connection: TenantConnection}
+_connection_classes: dict[tuple[type, bool], type] = {
+    (Connection, False): TenantConnection,
+    (Connection, True): AsyncpgTenantConnection,
+}
 _option_classes: dict[tuple[type, type], type] = {}
 
 
-def _tenant_connection_class(base: type) -> type:
-    cls = _connection_classes.get(base)
+def _tenant_connection_class(base: type, asyncpg: bool) -> type:
+    cls = _connection_classes.get((base, asyncpg))
     if cls is None:
         if issubclass(base, TenantConnection):
             return base
-        cls = type("Tenant" + base.__name__, (TenantConnection, base), {})
-        _connection_classes[base] = cls
+        mixin = AsyncpgTenantConnection if asyncpg else TenantConnection
+        cls = type("Tenant" + base.__name__, (mixin, base), {})
+        _connection_classes[(base, asyncpg)] = cls
     return cls
 
 
@@ -215,8 +233,9 @@ def install(engine: Engine | Any) -> None:
     sync_engine: Engine = getattr(engine, "sync_engine", engine)
     if getattr(sync_engine, _INSTALLED, False):
         return
+    driver = getattr(sync_engine.dialect, "driver", None)
     if _hookable(sync_engine):
-        conn_cls = _tenant_connection_class(sync_engine._connection_cls)
+        conn_cls = _tenant_connection_class(sync_engine._connection_cls, driver == "asyncpg")
         sync_engine._connection_cls = conn_cls  # type: ignore[assignment]
         sync_engine._option_cls = _tenant_option_class(  # type: ignore[assignment]
             sync_engine._option_cls, conn_cls
@@ -224,8 +243,10 @@ def install(engine: Engine | Any) -> None:
     else:  # pragma: no cover - a SQLAlchemy without the Connection hooks
         event.listen(sync_engine, "begin", _on_begin)
         event.listen(sync_engine, "commit", _count_commit_event)
-    if getattr(sync_engine.dialect, "driver", None) == "psycopg2":
-        event.listen(sync_engine, "do_connect", connect_hook)  # see _fold: psycopg2 only
+    if driver == "psycopg2":  # see _fold: these connections carry the path into a statement
+        event.listen(sync_engine, "do_connect", connect_hook)
+    elif driver == "asyncpg" and _hookable(sync_engine):
+        event.listen(sync_engine, "do_connect", asyncpg_connect_hook)
     setattr(sync_engine, _INSTALLED, True)
 
 
