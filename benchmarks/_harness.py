@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -263,3 +264,51 @@ def pss_kib(pid: int) -> int:
     except OSError:
         pass
     return rss_kib(pid)
+
+
+# -- the plain app without flask-tenants -----------------------------------------------------------
+
+
+def _tenancy_session_listeners() -> list[tuple[str, Callable[..., Any]]]:
+    """flask-tenants' listeners on SQLAlchemy's Session class (they apply to every session in
+    the process, so also to the plain app's when both run in one process)."""
+    from flask_tenants import isolation, lifecycle, privileges, signals
+
+    return [
+        ("after_begin", isolation._on_session_begin),
+        ("after_soft_rollback", signals._drop_rolled_back),
+        ("after_commit", signals._send_committed),
+        ("after_commit", lifecycle._invalidate_after_commit),
+        ("after_soft_rollback", lifecycle._forget_after_rollback),
+        ("do_orm_execute", lifecycle._watch_bulk_changes),
+        ("before_flush", privileges._assume_owner),
+        ("after_flush_postexec", privileges._drop_owner),
+        ("after_soft_rollback", privileges._forget_owner),
+    ]
+
+
+def detach_tenancy(enable: bool = False) -> None:
+    """Take flask-tenants' Session listeners off (``enable=True``: put them back)."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    for name, fn in _tenancy_session_listeners():
+        present = event.contains(Session, name, fn)
+        if enable and not present:
+            event.listen(Session, name, fn)
+        elif not enable and present:
+            event.remove(Session, name, fn)
+
+
+def as_plain(run: Callable[[int], None]) -> Callable[[int], None]:
+    """``run`` with flask-tenants' process-wide listeners off while it runs: the plain app is
+    measured as it runs in a process that never imported flask-tenants."""
+
+    def plain_run(n: int) -> None:
+        detach_tenancy()
+        try:
+            run(n)
+        finally:
+            detach_tenancy(enable=True)
+
+    return plain_run

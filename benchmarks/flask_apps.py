@@ -56,6 +56,15 @@ def plain_app(url: str | None = None) -> Flask:
     return app
 
 
+def served_plain_app() -> Flask:
+    """The plain app for a server process of its own: without flask-tenants' process-wide
+    Session listeners, which this module's imports installed (as in an app without it)."""
+    from _harness import detach_tenancy
+
+    detach_tenancy()
+    return plain_app()
+
+
 # -- the tenancy app -------------------------------------------------------------------------
 
 

@@ -38,6 +38,7 @@ sys.path.insert(0, str(HERE))
 
 from _harness import (  # noqa: E402
     RATIO_HEADERS,
+    as_plain,  # noqa: E402
     cpu_delta,
     fmt_ratio,
     interleave,
@@ -165,7 +166,7 @@ def bench_test_client(
         fill_plain(p_app, args.rows)
         fill_tenancy(t_app, args.tenants, args.rows)
         c_app = classic_app(with_driver(ten_url, driver))
-        p_run = client_runner(p_app, [PLAIN_HOST])
+        p_run = as_plain(client_runner(p_app, [PLAIN_HOST]))
         t_run = client_runner(t_app, hosts)
         c_run = client_runner(c_app, hosts)
         p_run(200)
@@ -372,7 +373,7 @@ def bench_server(args: argparse.Namespace, url: str) -> list[list[object]]:
             "BENCH_TENANCY_URL": with_driver(ten_url, driver),
         }
         servers = {
-            "plain": Gunicorn("plain_app", env, args.workers, args.worker_class),
+            "plain": Gunicorn("served_plain_app", env, args.workers, args.worker_class),
             "tenancy": Gunicorn("tenancy_app", env, args.workers, args.worker_class),
         }
         scripts = {"plain": _wrk_script([PLAIN_HOST]), "tenancy": _wrk_script(hosts)}

@@ -76,6 +76,15 @@ def plain_app(url: str | None = None) -> Quart:
     return app
 
 
+def served_plain_app() -> Quart:
+    """The plain app for a server process of its own: without flask-tenants' process-wide
+    Session listeners, which this module's imports installed (as in an app without it)."""
+    from _harness import detach_tenancy
+
+    detach_tenancy()
+    return plain_app()
+
+
 def tenancy_app(url: str | None = None, **config: Any) -> Quart:
     """The same view from a tenant blueprint of flask_tenants.aio."""
     app = Quart("tenancy")

@@ -28,6 +28,7 @@ sys.path.insert(0, str(HERE))
 
 from _harness import (  # noqa: E402
     RATIO_HEADERS,
+    as_plain,  # noqa: E402
     interleave,
     log,
     ratio_cells,
@@ -109,7 +110,7 @@ def bench_test_client(args: argparse.Namespace, url: str) -> None:
             await fill_tenancy(t_app, args.tenants, args.rows)
 
     LOOP.run_until_complete(fill())
-    p_run, t_run = client_runner(p_app, [PLAIN_HOST]), client_runner(t_app, hosts)
+    p_run, t_run = as_plain(client_runner(p_app, [PLAIN_HOST])), client_runner(t_app, hosts)
     p_run(200)
     t_run(max(200, 2 * len(hosts)))
     counts = {
@@ -187,7 +188,7 @@ def bench_server(args: argparse.Namespace, url: str) -> None:
     LOOP.run_until_complete(fill())
     env = {"BENCH_PLAIN_URL": plain_url, "BENCH_TENANCY_URL": ten_url}
     servers = {
-        PLAIN: Hypercorn("plain_app", env, args.workers),
+        PLAIN: Hypercorn("served_plain_app", env, args.workers),
         TENANCY: Hypercorn("tenancy_app", env, args.workers),
     }
     scripts = {PLAIN: _wrk_script([PLAIN_HOST]), TENANCY: _wrk_script(hosts)}
