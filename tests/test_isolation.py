@@ -451,9 +451,9 @@ def test_engines_derived_from_the_app_engine_switch_too_without_engine_listeners
     assert not engine.dispatch.begin and not engine.dispatch.commit
     derived = {
         "engine": engine,
-        "execution_options": engine.execution_options(logging_token="a"),
-        "options of options": engine.execution_options(logging_token="a").execution_options(
-            logging_token="b"
+        "execution_options": engine.execution_options(app_marker="a"),
+        "options of options": engine.execution_options(app_marker="a").execution_options(
+            app_marker="b"
         ),
     }
     want = [f"t03-{i}" for i in range(SEEDED)]

@@ -218,8 +218,8 @@ async def test_engines_derived_from_the_async_engine_switch_too(storm_app: Any) 
     app, tenancy, tenants = storm_app
     engine = tenancy.state_for(app).engine
     assert not engine.sync_engine.dispatch.begin and not engine.sync_engine.dispatch.commit
-    derived = [engine, engine.execution_options(logging_token="a")]
-    derived.append(derived[1].execution_options(logging_token="b"))
+    derived = [engine, engine.execution_options(app_marker="a")]
+    derived.append(derived[1].execution_options(app_marker="b"))
 
     async def names(conn: Any) -> list[str]:
         return list((await conn.execute(text("SELECT name FROM tanks ORDER BY id"))).scalars())
