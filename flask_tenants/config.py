@@ -64,6 +64,9 @@ class TenancySettings:
     subdomain_fallback: bool = True
     cache_ttl: float = 5.0
     cache_size: int = 10_000
+    # how cached resolutions learn of changes made by other processes: "fingerprint" (one
+    # query per TTL checks the whole Domain/Tenant table) or "ttl" (each host looked up again)
+    cache_validation: str = "fingerprint"
     shared_schemas: tuple[str, ...] = ("public",)
     database_url: str | None = None
     engine_options: Mapping[str, Any] = field(default_factory=dict)
@@ -88,6 +91,7 @@ class TenancySettings:
             "subdomain_fallback": get("TENANTS_SUBDOMAIN_FALLBACK", True),
             "cache_ttl": get("TENANTS_CACHE_TTL", 5.0),
             "cache_size": get("TENANTS_CACHE_SIZE", 10_000),
+            "cache_validation": get("TENANTS_CACHE_VALIDATION", "fingerprint"),
             "shared_schemas": get("TENANTS_SHARED_SCHEMAS", ("public",)),
             "database_url": get("TENANTS_DATABASE_URL") or get("SQLALCHEMY_DATABASE_URI"),
             "engine_options": get("TENANTS_ENGINE_OPTIONS", {}),
@@ -131,6 +135,11 @@ class TenancySettings:
             ) from exc
         if ttl < 0 or size < 1:
             raise ConfigurationError("TENANTS_CACHE_TTL must be >= 0 and TENANTS_CACHE_SIZE >= 1")
+        validation = v["cache_validation"]
+        if validation not in ("fingerprint", "ttl"):
+            raise ConfigurationError(
+                f"TENANTS_CACHE_VALIDATION must be 'fingerprint' or 'ttl', not {validation!r}"
+            )
         return cls(
             url_prefix=prefix.rstrip("/"),
             non_tenant_subdomains=_names(
@@ -140,6 +149,7 @@ class TenancySettings:
             subdomain_fallback=bool(v["subdomain_fallback"]),
             cache_ttl=ttl,
             cache_size=size,
+            cache_validation=validation,
             shared_schemas=shared,
             database_url=v["database_url"],
             engine_options=dict(v["engine_options"] or {}),

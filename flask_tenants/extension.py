@@ -213,17 +213,34 @@ class FlaskTenants(TenancyDoor):
     ) -> Resolution:
         """The tenant of ``host``: cached, else one query. Raises the 404/403 errors."""
         st = state or self.state
-        res, lookup = st.resolver.begin(host, identified)
+        resolver = st.resolver
+        if resolver.check_due():
+            self._check_fingerprint(st)
+        res, lookup = resolver.begin(host, identified)
         if res is not None:
             return res
         assert lookup is not None
+        generation = resolver.generation
         token = _set(None)  # the lookup reads shared tables, whatever context we are in
         try:
             with st.engine.connect() as conn:
-                row = conn.execute(st.resolver.lookup_query(lookup)).first()
+                row = conn.execute(resolver.lookup_query(lookup)).first()
         finally:
             _reset(token)
-        return st.resolver.finish(lookup, row, host)
+        return resolver.finish(lookup, row, host, generation)
+
+    @staticmethod
+    def _check_fingerprint(st: TenancyState) -> None:
+        token = _set(None)
+        try:
+            with st.engine.connect() as conn:
+                row = conn.execute(st.resolver.fingerprint_query()).one()
+        except BaseException:
+            st.resolver.check_failed()
+            raise
+        finally:
+            _reset(token)
+        st.resolver.checked(row)
 
     # -- request hooks ----------------------------------------------------------------------
     def _before_request(self) -> None:

@@ -18,8 +18,17 @@ Other identification strategies (path prefix, trusted header; :mod:`flask_tenant
 name a tenant directly: the doors pass their :class:`~flask_tenants.identification.Identified`
 result to :meth:`Resolver.begin`, and the lookup key ``'=<name>'`` selects the tenant by name.
 
-Results, misses included, are cached for ``TENANTS_CACHE_TTL`` seconds; a change committed
-through this process clears the cache at once, other processes see it within the TTL.
+Results, misses included, are cached. A change committed through this process clears the cache
+at once; other processes see it within ``TENANTS_CACHE_TTL`` seconds. How, is
+``TENANTS_CACHE_VALIDATION``:
+
+* ``"fingerprint"`` (default): at most once per TTL, one query reads a fingerprint of what
+  resolution depends on (every domain's host and tenant, every tenant's name and deactivated
+  flag: counts and a sum of 64-bit hashes). Unchanged, every cached answer stays; changed, the
+  cache is emptied. The cost is one query per process per TTL, whatever the number of hosts (it
+  reads the two tables: ~ms at 10,000 tenants), and it sees changes made any way, raw SQL too.
+* ``"ttl"``: each cached answer expires after the TTL and its host is looked up again: one
+  query per host per TTL.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, literal, select, union_all
+from sqlalchemy import Select, String, cast, func, literal, select, true, union_all
 
 from .config import TenancySettings
 from .exceptions import TenantActivationError, TenantNotFoundError
@@ -75,6 +84,12 @@ class Resolver:
         self._cache: dict[str, tuple[float, Resolution]] = {}
         self._classified: dict[str | None, tuple[str, str | None]] = {}
         self._lock = threading.Lock()
+        # fingerprint validation: entries do not expire, the whole cache is checked per TTL
+        self.validates = settings.cache_validation == "fingerprint" and settings.cache_ttl > 0
+        self._check_at = 0.0  # monotonic time of the next fingerprint check
+        self._fingerprint: tuple[Any, ...] | None = None
+        #: bumped whenever the cache is emptied: a lookup that began before must not store
+        self.generation = 0
         _resolvers.add(self)
 
     # -- pure part ------------------------------------------------------------------------
@@ -153,13 +168,60 @@ class Resolver:
             return Resolution(None, host=host)  # a miss: no tenant at this host
         return Resolution(row[0], bool(row[1]), host)
 
+    def fingerprint_query(self) -> Select[Any]:
+        """One statement summarising every row resolution depends on (see the module doc)."""
+        t = self.tenant_table
+        flag = cast(t.c.deactivated, String) if self.has_deactivated else literal("")
+        tenants = select(
+            func.count().label("n"),
+            func.coalesce(func.sum(func.hashtextextended(t.c.name + ":" + flag, 0)), 0).label("h"),
+        ).subquery("ft_tenants")
+        if self.domain_table is None:
+            return select(tenants.c.n, tenants.c.h)
+        d = self.domain_table
+        domains = select(
+            func.count().label("n"),
+            func.coalesce(
+                func.sum(func.hashtextextended(d.c.domain_name + ":" + d.c.tenant_name, 0)), 0
+            ).label("h"),
+        ).subquery("ft_domains")
+        return select(tenants.c.n, tenants.c.h, domains.c.n, domains.c.h).select_from(
+            tenants.join(domains, true())
+        )
+
+    def check_due(self) -> bool:
+        """True (to one caller) when the fingerprint is to be checked now: run
+        :meth:`fingerprint_query` and pass its row to :meth:`checked`, or call
+        :meth:`check_failed` if it could not run."""
+        if not self.validates or time.monotonic() < self._check_at:
+            return False
+        with self._lock:
+            now = time.monotonic()
+            if now < self._check_at:
+                return False  # another thread claimed it
+            self._check_at = now + self.settings.cache_ttl
+            return True
+
+    def checked(self, row: Any) -> None:
+        """Record a fingerprint; a different one than last time empties the cache."""
+        value = tuple(row)
+        with self._lock:
+            if value != self._fingerprint:
+                self._cache.clear()
+                self.generation += 1
+                self._fingerprint = value
+
+    def check_failed(self) -> None:
+        """The check did not run: the next request tries again."""
+        self._check_at = 0.0
+
     # -- cache ----------------------------------------------------------------------------
     def cached(self, host: str) -> Resolution | None:
         hit = self._cache.get(host)
         if hit is None:
             return None
         expires, res = hit
-        if expires < time.monotonic():
+        if expires < time.monotonic() and not self.validates:
             return None
         return res
 
@@ -173,6 +235,7 @@ class Resolver:
 
     def invalidate(self, host: str | None = None) -> None:
         with self._lock:
+            self.generation += 1
             if host is None:
                 self._cache.clear()
             else:
@@ -218,10 +281,17 @@ class Resolver:
             return self.check(res, raw_host), None
         return None, key
 
-    def finish(self, host: str, row: Any | None, raw_host: str | None) -> Resolution:
-        """Second half: interpret the lookup row, cache it, raise 404/403 as needed."""
+    def finish(
+        self, host: str, row: Any | None, raw_host: str | None, generation: int | None = None
+    ) -> Resolution:
+        """Second half: interpret the lookup row, cache it, raise 404/403 as needed.
+
+        ``generation``: :attr:`generation` read before the lookup ran; if the cache was emptied
+        since (a change seen meanwhile), the answer serves this request but is not cached.
+        """
         res = self.interpret(host, row)
-        self.store(host, res)
+        if generation is None or generation == self.generation:
+            self.store(host, res)
         return self.check(res, raw_host)
 
     # -- verdict --------------------------------------------------------------------------

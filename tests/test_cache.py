@@ -1,6 +1,7 @@
 """The resolution cache: a hit costs no statement; changes made through this process apply at
-once; changes made by another process apply within TENANTS_CACHE_TTL; misses are cached; the
-cache is bounded."""
+once; changes made by another process (or by raw SQL) apply within TENANTS_CACHE_TTL, in both
+validation modes (one fingerprint query per TTL, or one lookup per host per TTL); misses are
+cached; the cache is bounded."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from typing import Any
 
 import pytest
 from flask import Blueprint, Flask, g, jsonify
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from tests.sample_app import (
     PUBLIC_URL,
@@ -72,9 +75,11 @@ def status(app: Flask, name: str) -> tuple[int, int]:
     return r.status_code, len(statements)
 
 
-def test_a_cache_hit_sends_no_statement(fresh_db: str) -> None:
-    app = build(fresh_db, TENANTS_CACHE_TTL=60)
-    assert status(app, "acme") == (200, 1)  # the lookup
+@pytest.mark.parametrize("validation", ["fingerprint", "ttl"])
+def test_a_cache_hit_sends_no_statement(fresh_db: str, validation: str) -> None:
+    app = build(fresh_db, TENANTS_CACHE_TTL=60, TENANTS_CACHE_VALIDATION=validation)
+    # the first request also checks the fingerprint (once per TTL) in that mode
+    assert status(app, "acme") == (200, 2 if validation == "fingerprint" else 1)
     assert status(app, "acme") == (200, 0)
     assert status(app, "globex") == (200, 1)
     assert status(app, "nobody") == (404, 1)  # a miss is cached too
@@ -82,6 +87,61 @@ def test_a_cache_hit_sends_no_statement(fresh_db: str) -> None:
     with recorded_statements(engine_of(app)) as statements:  # public hosts need no lookup
         assert app.test_client().get("/", base_url=PUBLIC_URL).status_code == 200
     assert statements == []
+
+
+def test_one_fingerprint_query_per_ttl_whatever_the_number_of_hosts(fresh_db: str) -> None:
+    ttl = 0.3
+    app = build(fresh_db, TENANTS_CACHE_TTL=ttl)
+    hosts = ["acme", "globex"] + [f"nobody{i}" for i in range(40)]
+    for name in hosts:
+        status(app, name)  # every answer cached
+    time.sleep(ttl + 0.05)  # every entry would have expired with TENANTS_CACHE_VALIDATION='ttl'
+    counts = [status(app, name)[1] for name in hosts]
+    assert counts[0] == 1 and sum(counts) == 1, counts  # the check, then the cache
+
+
+def test_a_change_made_with_raw_sql_is_seen_within_the_ttl(fresh_db: str) -> None:
+    ttl = 0.3
+    app = build(fresh_db, TENANTS_CACHE_TTL=ttl)
+    assert status(app, "acme")[0] == 200 and status(app, "acme")[1] == 0  # cached
+    other = create_engine(make_url(fresh_db).set(drivername="postgresql+psycopg"))
+    try:
+        with other.begin() as conn:  # not through the library: nothing invalidates the cache
+            conn.execute(text("UPDATE tenants SET deactivated = true WHERE name = 'acme'"))
+        changed = time.monotonic()
+        codes = []
+        while time.monotonic() < changed + ttl + 0.2:
+            codes.append((time.monotonic() - changed, status(app, "acme")[0]))
+            time.sleep(0.01)
+        assert [c for t, c in codes if t > ttl] and {c for t, c in codes if t > ttl} == {403}
+        assert codes[0][1] == 200  # served from the cache until the next check
+        with other.begin() as conn:  # a domain added by raw SQL: a cached miss turns into a hit
+            assert status(app, "globex")[0] == 200
+            assert app.test_client().get("/whoami", base_url="http://g.test.io").status_code == 404
+            conn.execute(
+                text(
+                    "INSERT INTO domains (domain_name, tenant_name, tenant_id, is_primary) "
+                    "SELECT 'g.test.io', name, id, false FROM tenants WHERE name = 'globex'"
+                )
+            )
+        time.sleep(ttl + 0.05)
+        r = app.test_client().get("/whoami", base_url="http://g.test.io")
+        assert r.status_code == 200 and r.json == {"tenant": "globex"}
+    finally:
+        other.dispose()
+
+
+def test_a_lookup_that_raced_a_change_is_not_cached(fresh_db: str) -> None:
+    app = build(fresh_db, TENANTS_CACHE_TTL=3600)
+    resolver = app.extensions["flask_tenants"].resolver
+    res, host = resolver.begin("acme.example.com")
+    assert res is None and host == "acme.example.com"
+    generation = resolver.generation
+    resolver.checked(("another", "fingerprint"))  # a check saw a change while the lookup ran
+    resolver.finish(host, ("acme", False), "acme.example.com", generation)
+    assert resolver.cached(host) is None  # answered, not kept
+    resolver.finish(host, ("acme", False), "acme.example.com", resolver.generation)
+    assert resolver.cached(host) is not None
 
 
 def test_without_a_ttl_every_request_looks_up(fresh_db: str) -> None:
@@ -173,13 +233,13 @@ def other_process(fresh_db: str) -> Iterator[Any]:
         proc.stdout.close()
 
 
-def poll(app: Flask, name: str, until: float) -> list[tuple[float, float, int]]:
-    """Requests to ``name``'s host until ``until``: (start, end, status) of each."""
+def poll(app: Flask, name: str, until: float) -> list[tuple[float, float, int, int]]:
+    """Requests to ``name``'s host until ``until``: (start, end, status, statements) of each."""
     seen = []
     while True:
         start = time.monotonic()
-        code, _ = status(app, name)
-        seen.append((start, time.monotonic(), code))
+        code, sent = status(app, name)
+        seen.append((start, time.monotonic(), code, sent))
         if start > until:
             return seen
         time.sleep(0.01)
@@ -188,8 +248,11 @@ def poll(app: Flask, name: str, until: float) -> list[tuple[float, float, int]]:
 TTL = 0.5
 
 
-def test_changes_by_another_process_apply_within_the_ttl(fresh_db: str, other_process: Any) -> None:
-    app = build(fresh_db, TENANTS_CACHE_TTL=TTL)
+@pytest.mark.parametrize("validation", ["fingerprint", "ttl"])
+def test_changes_by_another_process_apply_within_the_ttl(
+    fresh_db: str, other_process: Any, validation: str
+) -> None:
+    app = build(fresh_db, TENANTS_CACHE_TTL=TTL, TENANTS_CACHE_VALIDATION=validation)
     steps = [
         ("deactivate_tenant", "acme", 200, 403),
         ("activate_tenant", "acme", 403, 200),
@@ -201,16 +264,25 @@ def test_changes_by_another_process_apply_within_the_ttl(fresh_db: str, other_pr
     for command, name, before, after in steps:
         resolver.invalidate()  # start each step from a fresh lookup
         t0 = time.monotonic()
-        assert status(app, name) == (before, 1)  # looked up and cached (expires >= t0 + TTL)
-        t1 = time.monotonic()  # ... and expires <= t1 + TTL
+        code, sent = status(app, name)  # looked up (and the fingerprint checked, when due)
+        assert code == before and sent >= 1
+        t1 = time.monotonic()  # cached: expires, or is next checked, by t1 + TTL
         done = other_process(command, name)
         fresh_from = max(done, t1 + TTL)
         polls = poll(app, name, until=fresh_from + 0.2)
-        # answered before the entry can have expired: the cached answer (the cache is used)
-        early = [code for start, end, code in polls if end < t0 + TTL]
-        assert set(early) <= {before}, (command, polls)
-        stale_seen += len(early)
+        if validation == "ttl":
+            # answered before the entry can have expired: the cached answer (the cache is used)
+            early = [code for start, end, code, _ in polls if end < t0 + TTL]
+            assert set(early) <= {before}, (command, polls)
+            stale_seen += len(early)
+        else:
+            # the cache is used: a fingerprint check (and a lookup after a change) at most once
+            # per TTL, every other answer from memory
+            span = polls[-1][1] - polls[0][0]
+            with_statements = sum(1 for *_, sent in polls if sent)
+            assert with_statements <= 2 * (span / TTL + 1), (command, polls)
+            assert len(polls) > 3 * with_statements, (command, polls)
         # asked after the entry expired and the other process committed: the new answer
-        late = [code for start, end, code in polls if start > fresh_from]
+        late = [code for start, end, code, _ in polls if start > fresh_from]
         assert late and set(late) == {after}, (command, polls)
     print(f"answers served stale from the cache during the TTL: {stale_seen}")

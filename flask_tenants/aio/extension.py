@@ -235,12 +235,29 @@ class QuartTenants(TenancyDoor):
         """The tenant of ``host``: cached, else one query on the async engine (concurrent
         requests for the same uncached host share it). Raises the 404/403 errors."""
         st = state or self._lifecycle_state()
-        res, lookup = st.resolver.begin(host, identified)
+        resolver = st.resolver
+        if resolver.check_due():
+            await self._check_fingerprint(st)
+        res, lookup = resolver.begin(host, identified)
         if res is not None:
             return res
         assert lookup is not None
+        generation = resolver.generation
         row = await self._lookup(st, lookup)
-        return st.resolver.finish(lookup, row, host)
+        return resolver.finish(lookup, row, host, generation)
+
+    @staticmethod
+    async def _check_fingerprint(st: TenancyState) -> None:
+        token = _set(None)
+        try:
+            async with st.engine.connect() as conn:
+                row = (await conn.execute(st.resolver.fingerprint_query())).one()
+        except BaseException:
+            st.resolver.check_failed()
+            raise
+        finally:
+            _reset(token)
+        st.resolver.checked(row)
 
     async def _lookup(self, st: TenancyState, host: str) -> Any:
         key = (id(asyncio.get_running_loop()), id(st), host)
