@@ -85,6 +85,51 @@ def route_tenant_path(
     return prefixed  # a public-only route: 404 on tenant hosts
 
 
+class RouteMemory:
+    """Remembered routing decisions of one app (both doors' middlewares use it).
+
+    :func:`route_tenant_path` is pure given the method, path, script root and the app's routes
+    (the host only with host-matching routes or non-default identification strategies; callers
+    put it in the key then), so a request on a known path costs a dict lookup instead of binding
+    the URL map and matching twice. Forgotten when the routes or blueprint scopes change, and
+    bounded: random paths from an attacker cannot grow memory.
+    """
+
+    MAX = 4096
+
+    def __init__(self, app: Any, ext: Any) -> None:
+        self.app = app
+        self.ext = ext
+        self._routes: dict[tuple[Any, ...], str] = {}
+        self._version: tuple[int, ...] = ()
+
+    def _current_version(self) -> tuple[int, ...]:
+        """Changes whenever the routes or the blueprint scopes may have changed."""
+        rules = getattr(self.app.url_map, "_rules", None)
+        if rules is None:  # not a werkzeug Map we know: no remembering
+            return ()
+        return (len(rules), len(self.ext._tenant_bps), len(self.ext._public_bps))
+
+    def host_matters(self, state: Any) -> bool:
+        """Whether the host must be part of the key for ``state``'s app."""
+        return bool(self.app.url_map.host_matching) or not state.resolver.identification.is_default
+
+    def get(self, key: tuple[Any, ...]) -> str | None:
+        version = self._current_version()
+        if version != self._version:
+            self._routes = {}
+            self._version = version
+        return self._routes.get(key) if version else None
+
+    def put(self, key: tuple[Any, ...], decision: str | TenantRedirect) -> None:
+        # a redirect names the request's host in its URL: never served to another request
+        if not self._version or isinstance(decision, TenantRedirect):
+            return
+        if len(self._routes) >= self.MAX:
+            self._routes = {}
+        self._routes[key] = decision
+
+
 class TenantPathMiddleware:
     """WSGI middleware that maps tenant-host paths onto the prefixed tenant routes.
 
@@ -93,21 +138,11 @@ class TenantPathMiddleware:
     instead of binding the URL map and matching twice.
     """
 
-    _ROUTES_MAX = 4096
-
     def __init__(self, app: Flask, wsgi_app: Callable[..., Iterable[bytes]], ext: FlaskTenants):
         self.app = app
         self.wsgi_app = wsgi_app
         self.ext = ext
-        self._routes: dict[tuple[Any, ...], str] = {}
-        self._routes_version: tuple[int, ...] = ()
-
-    def _version(self) -> tuple[int, ...]:
-        """Changes whenever the routes or the blueprint scopes may have changed."""
-        rules = getattr(self.app.url_map, "_rules", None)
-        if rules is None:  # not a werkzeug Map we know: no remembering
-            return ()
-        return (len(rules), len(self.ext._tenant_bps), len(self.ext._public_bps))
+        self._memory = RouteMemory(app, ext)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         state = self.ext.state_for(self.app)
@@ -119,7 +154,7 @@ class TenantPathMiddleware:
             # (with the host strategies alone, a 'lookup' host is a valid DNS name).
             host = (
                 environ.get("HTTP_HOST") or environ.get("SERVER_NAME")
-                if self.app.url_map.host_matching or not state.resolver.identification.is_default
+                if self._memory.host_matters(state)
                 else None
             )
             key = (
@@ -128,11 +163,7 @@ class TenantPathMiddleware:
                 path,
                 environ.get("SCRIPT_NAME", ""),
             )
-            version = self._version()
-            if version != self._routes_version:
-                self._routes = {}
-                self._routes_version = version
-            new: str | TenantRedirect | None = self._routes.get(key) if version else None
+            new: str | TenantRedirect | None = self._memory.get(key)
             if new is None:
                 try:
                     adapter = self.app.url_map.bind_to_environ(environ)
@@ -148,12 +179,9 @@ class TenantPathMiddleware:
                     self.ext.scope_of,
                     key[3],
                 )
-                if isinstance(new, TenantRedirect):
-                    return redirect(new.url, 308)(environ, start_response)
-                if version:
-                    if len(self._routes) >= self._ROUTES_MAX:
-                        self._routes = {}  # random paths from an attacker cannot grow memory
-                    self._routes[key] = new
+                self._memory.put(key, new)
+            if isinstance(new, TenantRedirect):
+                return redirect(new.url, 308)(environ, start_response)
             environ[TENANT_HOST] = True
             if new != path:
                 environ[ORIGINAL_PATH] = path

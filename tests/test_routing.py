@@ -240,6 +240,9 @@ def test_redirects_do_not_leak_the_prefix(app: Flask) -> None:
     assert r.status_code == 308
     assert "_tenant" not in r.headers["Location"]
     assert r.headers["Location"].endswith("/app/slashed/")
+    for name in ("globex", "acme", "globex"):  # routing decisions are remembered, redirects not
+        r = get(c, "/slashed?x=1", tenant_url(name))
+        assert r.headers["Location"] in (f"http://{name}.example.com/slashed/?x=1", "/slashed/?x=1")
 
 
 def with_proxy_fix(app: Flask) -> None:

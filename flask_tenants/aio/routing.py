@@ -17,7 +17,14 @@ from werkzeug.utils import redirect
 
 from ..exceptions import TenantNotFoundError
 from ..identification import identify_asgi
-from ..routing import ORIGINAL_PATH, TENANT_HOST, TenantRedirect, route_tenant_path, strip_prefix
+from ..routing import (
+    ORIGINAL_PATH,
+    TENANT_HOST,
+    RouteMemory,
+    TenantRedirect,
+    route_tenant_path,
+    strip_prefix,
+)
 from .session import close_session
 
 if TYPE_CHECKING:
@@ -53,6 +60,7 @@ class TenantPathASGIMiddleware:
         self.app = app
         self.asgi_app = asgi_app
         self.ext = ext
+        self._memory = RouteMemory(app, ext)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") not in ("http", "websocket"):
@@ -95,17 +103,21 @@ class TenantPathASGIMiddleware:
         path = (full[len(root) :] or "/") if root and full.startswith(root) else full
         websocket = scope["type"] == "websocket"
         method = "GET" if websocket else scope.get("method", "GET")
-        adapter = self.app.url_map.bind(
-            (host or "").lower(),
-            script_name=root or None,
-            url_scheme=scope.get("scheme", "http"),
-            default_method=method,
-            path_info=path,
-        )
         prefix = state.settings.url_prefix
-        new = route_tenant_path(
-            adapter, path, method, prefix, self.ext.scope_of, root, websocket=websocket
-        )
+        key = (host if self._memory.host_matters(state) else None, method, path, root, websocket)
+        new: str | TenantRedirect | None = self._memory.get(key)
+        if new is None:
+            adapter = self.app.url_map.bind(
+                (host or "").lower(),
+                script_name=root or None,
+                url_scheme=scope.get("scheme", "http"),
+                default_method=method,
+                path_info=path,
+            )
+            new = route_tenant_path(
+                adapter, path, method, prefix, self.ext.scope_of, root, websocket=websocket
+            )
+            self._memory.put(key, new)
         if isinstance(new, TenantRedirect):
             if websocket:
                 new = prefix + path

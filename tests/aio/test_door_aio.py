@@ -177,6 +177,41 @@ async def test_strict_slash_redirect_and_url_for_hide_the_prefix(quart_app: Any)
     assert await r.get_json() == {"self": "/folder/", "ext": "http://acme.example.com/folder/"}
 
 
+async def test_routing_decisions_are_remembered_but_never_another_hosts_redirect(
+    quart_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, tenancy = quart_app
+    for name in ("acme", "globex"):
+        await tenancy.create_tenant(name, domains=[f"{name}.example.com"])
+    bp = tenancy.create_tenant_blueprint("extra")
+
+    @bp.route("/folder/")
+    async def folder() -> Any:
+        return jsonify({"tenant": g.tenant})
+
+    app.register_blueprint(bp)
+    client = app.test_client()
+    binds: list[str] = []
+    original = app.url_map.bind
+
+    def counting_bind(*args: Any, **kw: Any) -> Any:
+        binds.append(str(args[0]) if args else "")
+        return original(*args, **kw)
+
+    monkeypatch.setattr(app.url_map, "bind", counting_bind)
+    for host in ["acme.example.com", "globex.example.com"] * 3:
+        r = await client.get("/folder/", headers={"Host": host})
+        assert (await r.get_json()) == {"tenant": host.split(".")[0]}
+    # the routing middleware bound the URL map once for the path, not once per request
+    assert len(binds) == 1, binds
+    for host in ["acme.example.com", "globex.example.com", "acme.example.com"]:
+        r = await client.get("/folder", headers={"Host": host})
+        assert r.status_code == 308
+        location = r.headers["Location"]
+        assert location.endswith("/folder/") and "_tenant" not in location
+        assert location.startswith("/") or location.startswith(f"http://{host}/"), location
+
+
 async def test_websockets_run_in_the_tenant_schema(quart_app: Any) -> None:
     app, tenancy = quart_app
     await tenancy.create_tenant("acme", domains=["acme.example.com"])
