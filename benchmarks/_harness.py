@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import statistics
 import sys
 import time
@@ -32,6 +33,9 @@ def server_url(
         return url, _has_stat_statements(url)
     from flask_tenants.testing.server import start_embedded_postgres
 
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        # a benchmark stopped with kill/timeout still stops its server (atexit runs on exit)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     extra = {"shared_preload_libraries": "'pg_stat_statements'"} if stat_statements else {}
     extra["max_connections"] = "400"
     extra.update(conf or {})
