@@ -134,6 +134,10 @@ class AsyncpgTenantConnection(TenantConnection):
     """On asyncpg the path waits on the driver connection for the transaction's BEGIN
     (:mod:`flask_tenants._fold`); a transaction that ends without sending one drops it."""
 
+    def _begin_impl(self, transaction: Any) -> None:
+        clear_pending(self)  # also when no tenant is set: nothing from before may apply
+        super()._begin_impl(transaction)
+
     def _commit_impl(self) -> None:
         clear_pending(self)
         super()._commit_impl()
