@@ -284,7 +284,6 @@ def _tenancy_session_listeners() -> list[tuple[str, Callable[..., Any]]]:
         ("after_commit", signals._send_committed),
         ("after_commit", lifecycle._invalidate_after_commit),
         ("after_soft_rollback", lifecycle._forget_after_rollback),
-        ("do_orm_execute", lifecycle._watch_bulk_changes),
         ("before_flush", privileges._assume_owner),
         ("after_flush_postexec", privileges._drop_owner),
         ("after_soft_rollback", privileges._forget_owner),

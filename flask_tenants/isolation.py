@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from ._fold import asyncpg_connect_hook, clear_pending, connect_hook, defer_binding
 from .context import TenantBinding, current_binding
 from .exceptions import TenantIsolationError, TenantSchemaMissingError
+from .resolution import invalidate_all, watched_tables
 
 __all__ = [
     "install",
@@ -123,11 +124,26 @@ class TenantConnection(Connection):
         finally:
             setattr(self, _IN_BEGIN, False)
 
+    def _execute_clauseelement(
+        self, elem: Any, distilled_parameters: Any, execution_options: Any
+    ) -> Any:
+        # Bulk UPDATE/DELETE of tenants or domains (Tenant.query.filter(...).update(...), Core
+        # DML) fire no mapper events; noticed here, they clear the resolution cache at commit.
+        if elem.is_dml and getattr(elem, "table", None) in watched_tables:
+            self._ft_tenancy_changed = True
+        return super()._execute_clauseelement(elem, distilled_parameters, execution_options)
+
     def _commit_impl(self) -> None:
         super()._commit_impl()
+        if self.__dict__.pop("_ft_tenancy_changed", False):
+            invalidate_all()
         counter = commit_counter.get()
         if counter is not None:
             counter[0] += 1
+
+    def _rollback_impl(self) -> None:
+        self.__dict__.pop("_ft_tenancy_changed", None)
+        super()._rollback_impl()
 
 
 class AsyncpgTenantConnection(TenantConnection):

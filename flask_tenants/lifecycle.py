@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, event, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapper, ORMExecuteState, Session, attributes, object_session
+from sqlalchemy.orm import Mapper, Session, attributes, object_session
 
 from .citus import create_tenant_schema  # plain schema, or a Citus distributed one (citus.py)
 from .exceptions import (
@@ -24,7 +24,7 @@ from .exceptions import (
     TenantNotFoundError,
 )
 from .naming import normalize_domain, validate_tenant_name
-from .resolution import invalidate_all
+from .resolution import invalidate_all, watched_tables
 from .schema import drop_tenant_schema, rename_tenant_schema
 from .signals import record, record_tenant_update, tenant_created, tenant_deleted
 from .state import TenancyState, state_for_model
@@ -97,6 +97,12 @@ def _domain_changed(mapper: Mapper[Any], conn: Connection, target: Any) -> None:
 
 def register_model_events(tenant_model: type, domain_model: type | None) -> None:
     """Attach the schema lifecycle to ``tenant_model`` (once per class)."""
+    # bulk UPDATE/DELETE fire no mapper events: the engine's Connection class watches these
+    # tables instead (flask_tenants.isolation) and clears the resolution cache at commit
+    for model in (tenant_model, domain_model):
+        table = getattr(model, "__table__", None)
+        if table is not None:
+            watched_tables.add(table)
     if tenant_model not in _registered:
         event.listen(tenant_model, "after_insert", _after_insert, propagate=True)
         event.listen(tenant_model, "after_update", _after_update, propagate=True)
@@ -117,22 +123,6 @@ def _invalidate_after_commit(session: Session) -> None:
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_after_rollback(session: Session, previous_transaction: Any) -> None:
     session.info.pop(_CHANGED, None)
-
-
-@event.listens_for(Session, "do_orm_execute")
-def _watch_bulk_changes(state: ORMExecuteState) -> None:
-    # Bulk UPDATE/DELETE (Tenant.query.filter_by(...).update(...), session.execute(update(...)))
-    # fire no mapper events: without this, the resolution cache kept the old answer until its TTL.
-    if not (state.is_update or state.is_delete):
-        return
-    mapper = state.bind_mapper
-    if mapper is not None:
-        watched = any(issubclass(mapper.class_, model) for model in _registered)
-    else:
-        table = getattr(state.statement, "table", None)
-        watched = any(table is getattr(model, "__table__", None) for model in _registered)
-    if watched:
-        state.session.info[_CHANGED] = True
 
 
 # -- the lifecycle API over a Session (no commit: the door wraps the transaction) ---------------

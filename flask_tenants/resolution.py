@@ -45,7 +45,7 @@ from .config import TenancySettings
 from .exceptions import TenantActivationError, TenantNotFoundError
 from .naming import is_ip_address, is_valid_tenant_name, normalize_host
 
-__all__ = ["Resolution", "Resolver", "invalidate_all", "PUBLIC_RESOLUTION"]
+__all__ = ["Resolution", "Resolver", "invalidate_all", "watched_tables", "PUBLIC_RESOLUTION"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,10 @@ class Resolution:
 PUBLIC_RESOLUTION = Resolution(None)
 _CLASSIFIED_MAX = 4096
 _resolvers: weakref.WeakSet[Resolver] = weakref.WeakSet()
+
+
+#: The Tenant and Domain tables of every tenancy: DML on them clears the cache at commit.
+watched_tables: set[Any] = set()
 
 
 def invalidate_all() -> None:

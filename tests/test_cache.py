@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from flask import Blueprint, Flask, g, jsonify
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, text, update
 from sqlalchemy.engine import make_url
 
 from tests.sample_app import (
@@ -178,6 +178,17 @@ def test_changes_through_this_process_apply_at_once(fresh_db: str) -> None:
     tenancy.delete_tenant("globex")
     assert status(app, "globex")[0] == 404
     assert c.get("/whoami", base_url="http://globex.test.io").status_code == 404
+    # Core DML on the app's engine, no session: noticed too, at commit (not before, not on rollback)
+    assert status(app, "hooli")[0] == 200
+    tenants = Tenant.__table__
+    with engine_of(app).connect() as conn:
+        conn.execute(update(tenants).where(tenants.c.name == "hooli").values(deactivated=True))
+        assert status(app, "hooli")[0] == 200  # not committed: the cached answer stands
+        conn.rollback()
+    assert status(app, "hooli") == (200, 0)  # rolled back: still cached
+    with engine_of(app).begin() as conn:
+        conn.execute(update(tenants).where(tenants.c.name == "hooli").values(deactivated=True))
+    assert status(app, "hooli")[0] == 403
 
 
 def test_the_cache_is_bounded(fresh_db: str) -> None:
