@@ -231,15 +231,8 @@ class FlaskTenants(TenancyDoor):
 
     @staticmethod
     def _check_fingerprint(st: TenancyState) -> None:
-        token = _set(None)
-        try:
-            with st.engine.connect() as conn:
-                row = conn.execute(st.resolver.fingerprint_query()).one()
-        except BaseException:
-            st.resolver.check_failed()
-            raise
-        finally:
-            _reset(token)
+        with st.resolver.fingerprint_check() as query, st.engine.connect() as conn:
+            row = conn.execute(query).one()
         st.resolver.checked(row)
 
     # -- request hooks ----------------------------------------------------------------------

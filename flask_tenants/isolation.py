@@ -32,9 +32,15 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, SessionTransaction
 
-from ._fold import asyncpg_connect_hook, clear_pending, connect_hook, defer_binding
+from ._fold import (
+    asyncpg_connect_hook,
+    autocommit_error,
+    clear_pending,
+    connect_hook,
+    defer_binding,
+    missing_schema_error,
+)
 from .context import TenantBinding, current_binding
-from .exceptions import TenantIsolationError, TenantSchemaMissingError
 from .resolution import invalidate_all, watched_tables
 
 __all__ = [
@@ -69,12 +75,7 @@ def _is_autocommit(conn: Connection) -> bool:
 def apply_binding(conn: Connection, binding: TenantBinding) -> None:
     """Set ``binding``'s search_path for the transaction now open on ``conn``."""
     if _is_autocommit(conn):
-        raise TenantIsolationError(
-            f"A connection in AUTOCOMMIT mode was used in the context of tenant "
-            f"{binding.name!r}: SET LOCAL search_path has no effect there, so the work would not "
-            "be confined to the tenant's schema. Use a normal transaction (drop "
-            "isolation_level='AUTOCOMMIT'), or leave the tenant context first."
-        )
+        raise autocommit_error(binding)
     if defer_binding(conn, binding):  # psycopg2 / psycopg 3: no round trip of its own
         return
     if binding.schema is None:
@@ -82,14 +83,7 @@ def apply_binding(conn: Connection, binding: TenantBinding) -> None:
         return
     row = conn.execute(_SET_PATH, {"path": binding.search_path, "schema": binding.schema}).one()
     if not row[1]:
-        raise TenantSchemaMissingError(
-            tenant=binding.name,
-            message=(
-                f"The schema of tenant {binding.name!r} does not exist (renamed or dropped by "
-                "another process, or never created). Run 'flask tenants doctor' to find "
-                "tenants without schema."
-            ),
-        )
+        raise missing_schema_error(binding)
 
 
 def _on_begin(conn: Connection) -> None:
@@ -148,19 +142,12 @@ class TenantConnection(Connection):
 
 class AsyncpgTenantConnection(TenantConnection):
     """On asyncpg the path waits on the driver connection for the transaction's BEGIN
-    (:mod:`flask_tenants._fold`); a transaction that ends without sending one drops it."""
+    (:mod:`flask_tenants._fold`): every transaction starts by dropping one that a transaction
+    before it set but never sent (it began and ended without a statement)."""
 
     def _begin_impl(self, transaction: Any) -> None:
         clear_pending(self)  # also when no tenant is set: nothing from before may apply
         super()._begin_impl(transaction)
-
-    def _commit_impl(self) -> None:
-        clear_pending(self)
-        super()._commit_impl()
-
-    def _rollback_impl(self) -> None:
-        clear_pending(self)
-        super()._rollback_impl()
 
 
 #: A one-item list counting commits while set (the Quart door's stale-statement retry reads it

@@ -36,12 +36,15 @@ from __future__ import annotations
 import threading
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, String, cast, func, literal, select, true, union_all
 
 from .config import TenancySettings
+from .context import _reset, _set
 from .exceptions import TenantActivationError, TenantNotFoundError
 from .naming import is_ip_address, is_valid_tenant_name, normalize_host
 
@@ -219,13 +222,27 @@ class Resolver:
         """The check did not run: the next request tries again."""
         self._check_at = 0.0
 
+    @contextmanager
+    def fingerprint_check(self) -> Iterator[Select[Any]]:
+        """Bracket a door's run of the fingerprint query (yielded): outside any tenant (it
+        reads shared tables), and a failure lets the next request try again. The door passes
+        the row to :meth:`checked`."""
+        token = _set(None)
+        try:
+            yield self.fingerprint_query()
+        except BaseException:
+            self.check_failed()
+            raise
+        finally:
+            _reset(token)
+
     # -- cache ----------------------------------------------------------------------------
     def cached(self, host: str) -> Resolution | None:
         hit = self._cache.get(host)
         if hit is None:
             return None
         expires, res = hit
-        if expires < time.monotonic() and not self.validates:
+        if not self.validates and expires < time.monotonic():
             return None
         return res
 

@@ -248,15 +248,9 @@ class QuartTenants(TenancyDoor):
 
     @staticmethod
     async def _check_fingerprint(st: TenancyState) -> None:
-        token = _set(None)
-        try:
+        with st.resolver.fingerprint_check() as query:
             async with st.engine.connect() as conn:
-                row = (await conn.execute(st.resolver.fingerprint_query())).one()
-        except BaseException:
-            st.resolver.check_failed()
-            raise
-        finally:
-            _reset(token)
+                row = (await conn.execute(query)).one()
         st.resolver.checked(row)
 
     async def _lookup(self, st: TenancyState, host: str) -> Any:
