@@ -297,3 +297,61 @@ def test_changes_by_another_process_apply_within_the_ttl(
         late = [code for start, end, code, _ in polls if start > fresh_from]
         assert late and set(late) == {after}, (command, polls)
     print(f"answers served stale from the cache during the TTL: {stale_seen}")
+
+
+def test_concurrent_requests_keep_their_tenant_while_the_cache_is_checked_and_emptied(
+    fresh_db: str,
+) -> None:
+    """Threads ask many hosts while the fingerprint is checked all the time (tiny TTL) and keeps
+    changing (raw SQL adds and removes a domain of another tenant), so the cache is emptied while
+    lookups are in flight: every answer must still name the host's own tenant."""
+    import threading
+
+    app = build(fresh_db, TENANTS_CACHE_TTL=0.005)
+    names = ["acme", "globex"]
+    for i in range(6):
+        tenancy_of(app).create_tenant(f"extra{i}")
+        names.append(f"extra{i}")
+    other = create_engine(make_url(fresh_db).set(drivername="postgresql+psycopg"))
+    stop = threading.Event()
+    wrong: list[tuple[str, Any]] = []
+    answered = [0]
+
+    def churn() -> None:
+        k = 0
+        while not stop.is_set():
+            with other.begin() as conn:
+                conn.execute(
+                    text(
+                        "INSERT INTO domains (domain_name, tenant_name, tenant_id, is_primary) "
+                        "SELECT :d, name, id, false FROM tenants WHERE name = 'extra0'"
+                    ),
+                    {"d": f"churn{k}.test.io"},
+                )
+            with other.begin() as conn:
+                conn.execute(text("DELETE FROM domains WHERE domain_name LIKE 'churn%'"))
+            k += 1
+
+    def ask(seed: int) -> None:
+        client = app.test_client()
+        for j in range(60):
+            name = names[(seed + j) % len(names)]
+            r = client.get("/whoami", base_url=tenant_url(name))
+            if r.status_code != 200 or r.json != {"tenant": name}:
+                wrong.append((name, (r.status_code, r.get_data(as_text=True)[:100])))
+            answered[0] += 1
+
+    churner = threading.Thread(target=churn)
+    churner.start()
+    try:
+        workers = [threading.Thread(target=ask, args=(i,)) for i in range(6)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    finally:
+        stop.set()
+        churner.join()
+        other.dispose()
+    assert answered[0] == 360 and wrong == [], wrong[:5]
+    assert app.extensions["flask_tenants"].resolver.generation > 3  # the cache was emptied
