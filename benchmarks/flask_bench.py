@@ -18,6 +18,7 @@ Starts its own embedded PostgreSQL unless ``DATABASE_URL`` is set (a server URL;
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import os
 import random
@@ -320,15 +321,27 @@ def wrk(port: int, script: str, seconds: float, connections: int) -> float:
 
 
 def wrk_measured(
-    port: int, script: str, seconds: float, connections: int, pids: list[int]
-) -> tuple[float, float]:
-    """``(req/s, CPU seconds per request of pids)`` of one wrk run."""
-    c0 = process_cpu_by_pid(pids)
+    port: int,
+    script: str,
+    seconds: float,
+    connections: int,
+    workers: list[int],
+    backends: Callable[[], list[int]],
+) -> tuple[float, float, float]:
+    """``(req/s, CPU seconds per request of the workers, of the backends)`` of one wrk run.
+
+    Backends are listed again at the end: a server cancels the requests in flight when wrk
+    closes its connections, the pool replaces connections cancelled mid-statement, so backends
+    come and go between rounds. One started during the round counts with all its CPU."""
+    w0, b0 = process_cpu_by_pid(workers), process_cpu_by_pid(backends())
     t0 = time.perf_counter()
     rps = wrk(port, script, seconds, connections)
     elapsed = time.perf_counter() - t0
-    used = cpu_delta(c0, process_cpu_by_pid(pids))
-    return rps, used / max(1.0, rps * min(elapsed, seconds))
+    w_used = cpu_delta(w0, process_cpu_by_pid(workers))
+    b1 = process_cpu_by_pid(backends())
+    b_used = sum(used - b0.get(pid, 0.0) for pid, used in b1.items())
+    served = max(1.0, rps * min(elapsed, seconds))
+    return rps, w_used / served, b_used / served
 
 
 def anon_kib(pid: int) -> int:
@@ -383,29 +396,36 @@ def bench_server(args: argparse.Namespace, url: str) -> list[list[object]]:
             log(f"== {driver}: gunicorn -w {args.workers} + wrk, {args.rounds} rounds")
             res: dict[str, list[float]] = {"plain": [], "tenancy": []}
             cpu: dict[str, list[float]] = {"plain": [], "tenancy": []}
+            pg_cpu: dict[str, list[float]] = {"plain": [], "tenancy": []}
             dbs = {"plain": "bench_plain", "tenancy": "bench_tenancy"}
             for r in range(args.rounds):
                 order = ["plain", "tenancy"] if r % 2 == 0 else ["tenancy", "plain"]
                 for name in order:
-                    pids = servers[name].workers() + backend_pids(url, dbs[name])
-                    rps, c = wrk_measured(
-                        servers[name].port, scripts[name], args.seconds, args.connections, pids
+                    rps, w, b = wrk_measured(
+                        servers[name].port,
+                        scripts[name],
+                        args.seconds,
+                        args.connections,
+                        servers[name].workers(),
+                        functools.partial(backend_pids, url, dbs[name]),
                     )
                     res[name].append(rps)
-                    cpu[name].append(c)
+                    cpu[name].append(w + b)
+                    pg_cpu[name].append(b)
             ratio = [t / p for t, p in zip(res["tenancy"], res["plain"], strict=True)]
             mem = {
                 name: sum(anon_kib(p) for p in srv.workers()) // 1024
                 for name, srv in servers.items()
             }
             p_cpu, t_cpu = statistics.fmean(cpu["plain"]), statistics.fmean(cpu["tenancy"])
+            p_pg, t_pg = statistics.fmean(pg_cpu["plain"]), statistics.fmean(pg_cpu["tenancy"])
             rows.append(
                 [
                     driver,
                     "plain",
                     f"{statistics.median(res['plain']):,.0f}",
                     "1",
-                    f"{p_cpu * 1e6:,.0f}",
+                    f"{p_cpu * 1e6:,.0f} ({p_pg * 1e6:,.0f})",
                     "1",
                     mem["plain"],
                 ]
@@ -416,7 +436,7 @@ def bench_server(args: argparse.Namespace, url: str) -> list[list[object]]:
                     "flask-tenants",
                     f"{statistics.median(res['tenancy']):,.0f}",
                     fmt_ratio(ratio),
-                    f"{t_cpu * 1e6:,.0f}",
+                    f"{t_cpu * 1e6:,.0f} ({t_pg * 1e6:,.0f})",
                     f"{p_cpu / t_cpu:.2f}x",
                     mem["tenancy"],
                 ]
@@ -600,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
                     "app",
                     "req/s (median)",
                     "vs plain: median of rounds",
-                    "CPU us/req (workers + PostgreSQL)",
+                    "CPU us/req, workers + PostgreSQL (of which PostgreSQL)",
                     "vs plain: by CPU/req",
                     "workers' RssAnon MiB",
                 ],

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import itertools
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -29,6 +31,7 @@ sys.path.insert(0, str(HERE))
 from _harness import (  # noqa: E402
     RATIO_HEADERS,
     as_plain,  # noqa: E402
+    fmt_ratio,
     interleave,
     log,
     ratio_cells,
@@ -43,8 +46,9 @@ from flask_bench import (  # noqa: E402
     _wrk_script,
     backend_pids,
     hosts_for,
-    wrk,
+    wrk_measured,
 )
+from flask_bench import wrk as wrk  # noqa: E402
 from quart_apps import fill_plain, fill_tenancy, plain_app, tenancy_app  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from wire_count import WireCounter  # noqa: E402
@@ -166,6 +170,10 @@ class Hypercorn:
         self.proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=HERE)
         _wait_port(self.port, self.proc)
 
+    def workers(self) -> list[int]:
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return [int(p) for p in path.read_text().split()]
+
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -196,11 +204,22 @@ def bench_server(args: argparse.Namespace, url: str) -> None:
         for name, srv in servers.items():
             wrk(srv.port, scripts[name], 3, args.connections)
         res: dict[str, list[float]] = {PLAIN: [], TENANCY: []}
+        cpu: dict[str, list[float]] = {PLAIN: [], TENANCY: []}
+        pg_cpu: dict[str, list[float]] = {PLAIN: [], TENANCY: []}
+        dbs = {PLAIN: "bench_quart_plain", TENANCY: "bench_quart_tenancy"}
         for r in range(args.rounds):
             for name in [PLAIN, TENANCY] if r % 2 == 0 else [TENANCY, PLAIN]:
-                res[name].append(
-                    wrk(servers[name].port, scripts[name], args.seconds, args.connections)
+                rps, w, b = wrk_measured(
+                    servers[name].port,
+                    scripts[name],
+                    args.seconds,
+                    args.connections,
+                    servers[name].workers(),
+                    functools.partial(backend_pids, url, dbs[name]),
                 )
+                res[name].append(rps)
+                cpu[name].append(w + b)
+                pg_cpu[name].append(b)
         ratios = sorted(t / p for t, p in zip(res[TENANCY], res[PLAIN], strict=True))
         print(
             f"\n### hypercorn -w {args.workers} + wrk -c{args.connections}, asyncpg, "
@@ -208,14 +227,23 @@ def bench_server(args: argparse.Namespace, url: str) -> None:
         )
         print(
             table(
-                ["app", "req/s (median)", "vs plain: median of rounds"],
                 [
-                    [PLAIN, f"{sorted(res[PLAIN])[len(res[PLAIN]) // 2]:,.0f}", "1"],
+                    "app",
+                    "req/s (median)",
+                    "vs plain: median of rounds",
+                    "CPU us/req, workers + PostgreSQL (of which PostgreSQL)",
+                    "vs plain: by CPU/req",
+                ],
+                [
                     [
-                        TENANCY,
-                        f"{sorted(res[TENANCY])[len(res[TENANCY]) // 2]:,.0f}",
-                        f"{ratios[len(ratios) // 2]:.2f}x",
-                    ],
+                        name,
+                        f"{statistics.median(res[name]):,.0f}",
+                        "1" if name == PLAIN else fmt_ratio(ratios),
+                        f"{statistics.fmean(cpu[name]) * 1e6:,.0f} "
+                        f"({statistics.fmean(pg_cpu[name]) * 1e6:,.0f})",
+                        f"{statistics.fmean(cpu[PLAIN]) / statistics.fmean(cpu[name]):.2f}x",
+                    ]
+                    for name in (PLAIN, TENANCY)
                 ],
             )
         )

@@ -59,10 +59,8 @@ from .session import (
 __all__ = ["QuartTenants", "FlaskTenants", "MultiTenancyMiddleware", "create_tenancy", "init_app"]
 
 T = TypeVar("T")
-_TOKEN = "_flask_tenants_token"
-_SESSION = "_flask_tenants_session"
-_COMMITS = "_flask_tenants_commits"
-_SCOPE = "_flask_tenants_scope"
+#: ``g`` key of the request's record: (session, context token, commit-counter token, scope)
+_REQUEST = "_flask_tenants_request"
 
 
 def init_app(
@@ -279,43 +277,39 @@ class QuartTenants(TenancyDoor):
 
     # -- request hooks ----------------------------------------------------------------------
     async def _bind(self, req: Any) -> None:
-        if req.scope.get(GONE_KEY):
+        scope = req.scope
+        if scope.get(GONE_KEY):
             raise asyncio.CancelledError()  # the client went away before the handler started
-        state = self.state_for(current_app)
-        res = await self.resolve(req.host, state, req.scope.get(IDENTIFIED_KEY))
+        # one context-variable lookup per proxy instead of one per attribute access
+        gobj: Any = g._get_current_object()  # type: ignore[attr-defined]
+        state = self.state_for(current_app._get_current_object())  # type: ignore[attr-defined]
+        res = await self.resolve(req.host, state, scope.get(IDENTIFIED_KEY))
         binding = self.request_binding(state, res, req.endpoint)
-        if req.scope.get(GONE_KEY):
+        if scope.get(GONE_KEY):
             raise asyncio.CancelledError()
-        g.tenant = binding.name
-        setattr(g, _TOKEN, _set(binding))
-        setattr(g, _COMMITS, commit_counter.set([0]))
         session = pin_async_session(state.session_maker(), binding)
-        setattr(g, _SESSION, session)
-        req.scope[SESSION_KEY] = (session, asyncio.current_task())
-        setattr(g, _SCOPE, req.scope)
-        g.db_session = session
+        gobj.tenant = binding.name
+        gobj.db_session = session
+        setattr(gobj, _REQUEST, (session, _set(binding), commit_counter.set([0]), scope))
+        scope[SESSION_KEY] = (session, asyncio.current_task())
 
     async def _before_request(self) -> None:
-        await self._bind(request)
+        await self._bind(request._get_current_object())  # type: ignore[attr-defined]
 
     async def _before_websocket(self) -> None:
-        await self._bind(websocket)
+        await self._bind(websocket._get_current_object())  # type: ignore[attr-defined]
 
     async def _teardown_request(self, exc: BaseException | None = None) -> None:
-        session: AsyncSession | None = g.pop(_SESSION, None)
-        scope: Any = g.pop(_SCOPE, None)
-        if scope is not None:
-            scope.pop(SESSION_KEY, None)  # closed here: the ASGI backstop has nothing to do
-        token = g.pop(_TOKEN, None)
-        commits = g.pop(_COMMITS, None)
+        record = g.pop(_REQUEST, None)
+        if record is None:
+            return
+        session, token, commits, scope = record
+        scope.pop(SESSION_KEY, None)  # closed here: the ASGI backstop has nothing to do
         try:
-            if session is not None:
-                await close_session(session)
+            await close_session(session)
         finally:
-            if commits is not None:
-                _reset_quietly(commit_counter, commits)
-            if token is not None:
-                _reset(token)
+            _reset_quietly(commit_counter, commits)
+            _reset(token)
 
     def _wrap_dispatch(self, app: Quart) -> None:
         original = app.dispatch_request
@@ -346,9 +340,9 @@ class QuartTenants(TenancyDoor):
             )
             raise StaleStatementError(tenant) from exc
         log.info("flask-tenants: stale prepared statement in tenant %r, retrying once", tenant)
-        session: AsyncSession | None = g.get(_SESSION)
-        if session is not None:
-            await session.rollback()
+        record = g.get(_REQUEST)
+        if record is not None:
+            await record[0].rollback()
         try:
             return await dispatch(request_context)
         except Exception as again:

@@ -121,6 +121,10 @@ async def close_session(session: AsyncSession) -> None:
     The close runs in its own task and is shielded: a second cancellation of the caller cannot
     interrupt it halfway and leave a connection checked out of the pool.
     """
+    if not session.in_transaction():
+        # nothing to give back to the pool: the close does no I/O, so nothing can interrupt it
+        await session.close()
+        return
     task = asyncio.ensure_future(session.close())
     try:
         await asyncio.shield(task)
