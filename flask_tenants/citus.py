@@ -263,6 +263,7 @@ def create_tenant_schema(
         return True
     _commit_distributed_schema(conn, st, name, role)
     if session is not None:  # checked when the session's transaction ends, however it ends
+        _listen_once()
         session.info.setdefault(_PENDING, []).append((conn.engine, st, name, role))
     try:
         create_tenant_tables(conn, name, tables, shared, stamp)
@@ -351,15 +352,14 @@ _listening = False
 
 
 def _listen_once() -> None:
+    """Listen for the end of Session transactions from the first distributed tenant creation
+    on (not at import: every session of the process would pay for the listener)."""
     global _listening
     if not _listening:
         from sqlalchemy import event
 
         event.listen(Session, "after_transaction_end", _after_transaction_end)
         _listening = True
-
-
-_listen_once()
 
 
 # -- placement ------------------------------------------------------------------------------------
