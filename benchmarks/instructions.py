@@ -1,21 +1,28 @@
 """Instructions per request of the app process, plain vs flask-tenants (by hand; needs valgrind).
 
-    python benchmarks/instructions.py                # both doors, ~3 min on 2 cores
-    python benchmarks/instructions.py --doors async  # only the Quart door
+    python benchmarks/instructions.py                # both doors, 3 hash seeds, ~15 min
+    python benchmarks/instructions.py --doors async --seeds 0
     python benchmarks/instructions.py --smoke        # CI: every child once, without valgrind
 
 Requests per second on a shared 2-core machine move by +-25% from one round to the next, for
 the same app. This measures what does not move: the CPU instructions the app's own process
-executes per request (valgrind's callgrind, which counts them exactly), for ``GET /tanks``
-(10 of 100 rows, requests spread over 50 tenants) in the plain app and in the tenancy app.
-Each figure is the difference between a process that served ``--requests`` more requests and
-one that did not, so start-up and warm-up cancel out.
+executes per request (valgrind's callgrind counts them exactly), for ``GET /tanks`` (10 of 100
+rows, requests spread over 50 tenants) in the plain app and in the tenancy app. Each figure is
+the difference between a process that served ``--requests`` more requests and one that did
+not, so start-up and warm-up cancel out.
 
-The requests are made one at a time by calling the WSGI / ASGI app directly, without a test
-client or server around it, so the apps' own work is all that is counted (two runs agree
-within ~1%). Not
-counted: PostgreSQL's side (the backend's extra work per request, see ``flask_bench.py``'s CPU
-columns) and time spent in the kernel. Debian: ``apt-get install -y valgrind``.
+What makes a count repeat exactly: the requests are made one at a time by calling the WSGI /
+ASGI app directly (no test client or server around it); the processes run one after the other
+(side by side they wait on PostgreSQL differently and the drivers' wait loops run more or less
+often); ``PYTHONHASHSEED`` is fixed per run. The hash seed still moves a count by up to ~50k
+instructions (dict and set layouts), so the figures are the mean over ``--seeds``, with the
+range of the extra cost. The tenancy app runs with ``TENANTS_CACHE_TTL = 3600``: valgrind slows
+the app ~50x, and the fingerprint check, due every 5 s of wall time, would be counted ~50x
+too often (it costs a few ms per process per 5 s; ``flask_bench.py --big`` measures it).
+
+Not counted: PostgreSQL's side (the backend's extra work per request; see the CPU columns of
+``flask_bench.py`` / ``quart_bench.py``) and time in the kernel. Debian: ``apt-get install -y
+valgrind``.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import io
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 from collections.abc import Callable
@@ -37,6 +45,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 WARM = 200
+#: The fingerprint check runs once per process every TTL seconds of wall time; valgrind slows the
+#: app ~50x, so at the default 5 s it would be counted ~50x too often. Its cost at the default
+#: TTL is a few ms per 5 s per process (flask_bench.py --big measures it).
+STEADY = {"TENANTS_CACHE_TTL": 3600}
 PLAIN_HOST = "www.example.com"
 
 
@@ -144,7 +156,7 @@ def child(door: str, app_kind: str, driver: str, n: int, tenants: int) -> None:
             detach_tenancy()  # as in a process that never imported flask-tenants
             run = _wsgi_runner(flask_apps.plain_app(url), hosts)
         else:
-            run = _wsgi_runner(flask_apps.tenancy_app(url), hosts)
+            run = _wsgi_runner(flask_apps.tenancy_app(url, **STEADY), hosts)
     else:
         import quart_apps
 
@@ -154,7 +166,7 @@ def child(door: str, app_kind: str, driver: str, n: int, tenants: int) -> None:
             detach_tenancy()
             app = quart_apps.plain_app(url)
         else:
-            app = quart_apps.tenancy_app(url)
+            app = quart_apps.tenancy_app(url, **STEADY)
         loop.run_until_complete(app.startup())
         run = _asgi_runner(app, hosts, loop)
     run(WARM)
@@ -200,7 +212,14 @@ def fill(url: str, tenants: int, rows: int) -> dict[str, str]:
 
 
 def instructions(
-    door: str, app_kind: str, driver: str, n: int, url: str, tenants: int, smoke: bool = False
+    door: str,
+    app_kind: str,
+    driver: str,
+    n: int,
+    url: str,
+    tenants: int,
+    smoke: bool = False,
+    seed: int = 0,
 ) -> int:
     """Instructions executed by a child process serving WARM + n requests (``smoke``: the
     child runs without valgrind and 0 is returned)."""
@@ -218,7 +237,12 @@ def instructions(
         str(tenants),
     ]
     done = subprocess.run(
-        cmd, capture_output=True, text=True, env={**os.environ, "BENCH_URL": url}, check=False
+        cmd,
+        capture_output=True,
+        text=True,
+        # a fixed hash seed: dict and set layouts, and so the count, repeat exactly
+        env={**os.environ, "BENCH_URL": url, "PYTHONHASHSEED": str(seed)},
+        check=False,
     )
     found = re.search(r"Collected : (\d+)", done.stderr)
     if done.returncode != 0 or (found is None and not smoke):
@@ -234,10 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--tenants", type=int, default=50)
     ap.add_argument("--rows", type=int, default=100)
+    ap.add_argument("--seeds", default="0,1,2", help="PYTHONHASHSEED values to average over")
     ap.add_argument("--smoke", action="store_true", help="CI: run every child once, no valgrind")
     args = ap.parse_args(argv)
     if args.smoke:
-        args.requests, args.tenants = 5, 5
+        args.requests, args.tenants, args.seeds = 5, 5, "0"
     if args.child:
         door, app_kind, driver, n = args.child
         child(door, app_kind, driver, int(n), args.tenants)
@@ -254,8 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         for door in args.doors.split(",")
         for driver in (args.drivers.split(",") if door == "sync" else ["asyncpg"])
     ]
+    seeds = [int(x) for x in args.seeds.split(",")]
     jobs = {
-        (door, driver, kind, n): (
+        (door, driver, kind, n, seed): (
             door,
             kind,
             driver,
@@ -263,13 +289,17 @@ def main(argv: list[str] | None = None) -> int:
             urls[f"{door} {kind}"],
             args.tenants,
             args.smoke,
+            seed,
         )
+        for seed in seeds
         for door, driver in cases
         for kind in ("plain", "tenancy")
         for n in (0, args.requests)
     }
     log(f"{len(jobs)} processes" + (" (smoke: no valgrind)" if args.smoke else " under valgrind"))
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+    # one at a time: processes running side by side wait on PostgreSQL differently, and the
+    # drivers' wait loops then run a different number of times
+    with ThreadPoolExecutor(max_workers=4 if args.smoke else 1) as pool:
         futures = {key: pool.submit(instructions, *job) for key, job in jobs.items()}
         counted = {key: f.result() for key, f in futures.items()}
     if args.smoke:
@@ -277,28 +307,39 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows: list[list[object]] = []
     for door, driver in cases:
-        per = {
-            kind: (counted[(door, driver, kind, args.requests)] - counted[(door, driver, kind, 0)])
-            / args.requests
-            for kind in ("plain", "tenancy")
-        }
+
+        def per(kind: str, seed: int, door: str = door, driver: str = driver) -> float:
+            done, base = (counted[(door, driver, kind, n, seed)] for n in (args.requests, 0))
+            return (done - base) / args.requests
+
+        plain = statistics.fmean(per("plain", seed) for seed in seeds)
+        tenancy = statistics.fmean(per("tenancy", seed) for seed in seeds)
+        extra = [per("tenancy", seed) - per("plain", seed) for seed in seeds]
         rows.append(
             [
                 "Flask (WSGI)" if door == "sync" else "Quart (ASGI)",
                 driver,
-                f"{per['plain'] / 1000:,.0f}k",
-                f"{per['tenancy'] / 1000:,.0f}k",
-                f"+{(per['tenancy'] - per['plain']) / 1000:,.0f}k",
-                f"{per['plain'] / per['tenancy']:.3f}x",
+                f"{plain / 1000:,.0f}k",
+                f"{tenancy / 1000:,.0f}k",
+                f"+{statistics.fmean(extra) / 1000:,.0f}k "
+                f"({min(extra) / 1000:,.0f}k-{max(extra) / 1000:,.0f}k)",
+                f"{plain / tenancy:.3f}x",
             ]
         )
     print(
         f"\n### App-process instructions per request (callgrind), GET /tanks, {args.tenants} "
-        f"tenants, {args.requests} requests\n"
+        f"tenants, {args.requests} requests, mean of hash seeds {args.seeds}\n"
     )
     print(
         table(
-            ["door", "driver", "plain", "flask-tenants", "extra", "plain / flask-tenants"],
+            [
+                "door",
+                "driver",
+                "plain",
+                "flask-tenants",
+                "extra (range over hash seeds)",
+                "plain / flask-tenants",
+            ],
             rows,
         )
     )
