@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -245,28 +245,13 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) ->
     raise RuntimeError("server did not start")
 
 
-class Gunicorn:
-    """``gunicorn -w N`` serving one of the factories of flask_apps.py."""
+class ServerProcess:
+    """A server started as ``python -m <cmd>`` on a free port, with its worker processes."""
 
-    def __init__(self, factory: str, env: dict[str, str], workers: int, worker_class: str):
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
         self.port = _free_port()
-        cmd = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-w",
-            str(workers),
-            "-k",
-            worker_class,
-            "-b",
-            f"127.0.0.1:{self.port}",
-            "--chdir",
-            str(HERE),
-            "--log-level",
-            "warning",
-            f"flask_apps:{factory}()",
-        ]
-        self.proc = subprocess.Popen(cmd, env={**os.environ, **env})
+        cmd = [sys.executable, "-m", *args, "-b", f"127.0.0.1:{self.port}"]
+        self.proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=cwd)
         _wait_port(self.port, self.proc)
 
     def workers(self) -> list[int]:
@@ -279,6 +264,14 @@ class Gunicorn:
             self.proc.wait(15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+class Gunicorn(ServerProcess):
+    """``gunicorn -w N`` serving one of the factories of flask_apps.py."""
+
+    def __init__(self, factory: str, env: dict[str, str], workers: int, worker_class: str):
+        args = ["gunicorn", "-w", str(workers), "-k", worker_class, "--chdir", str(HERE)]
+        super().__init__([*args, "--log-level", "warning", f"flask_apps:{factory}()"], env)
 
 
 def _wrk_script(hosts: list[str]) -> str:
@@ -344,6 +337,38 @@ def wrk_measured(
     return rps, w_used / served, b_used / served
 
 
+Series3 = tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[float]]]
+
+
+def wrk_rounds(
+    servers: Mapping[str, ServerProcess],
+    scripts: dict[str, str],
+    databases: dict[str, str],
+    url: str,
+    args: argparse.Namespace,
+) -> Series3:
+    """Interleaved wrk rounds over the contestants of ``servers`` (the order swaps every round):
+    per contestant and round, req/s, CPU s/request of workers + backends, and of backends."""
+    res: dict[str, list[float]] = {name: [] for name in servers}
+    cpu: dict[str, list[float]] = {name: [] for name in servers}
+    pg_cpu: dict[str, list[float]] = {name: [] for name in servers}
+    names = list(servers)
+    for r in range(args.rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            rps, w, b = wrk_measured(
+                servers[name].port,
+                scripts[name],
+                args.seconds,
+                args.connections,
+                servers[name].workers(),
+                functools.partial(backend_pids, url, databases[name]),
+            )
+            res[name].append(rps)
+            cpu[name].append(w + b)
+            pg_cpu[name].append(b)
+    return res, cpu, pg_cpu
+
+
 def anon_kib(pid: int) -> int:
     """Private (anonymous) resident memory of ``pid``: where caches live."""
     with open(f"/proc/{pid}/status") as fh:
@@ -394,24 +419,8 @@ def bench_server(args: argparse.Namespace, url: str) -> list[list[object]]:
             for name, srv in servers.items():  # warm: every worker sees every tenant
                 wrk(srv.port, scripts[name], 3, args.connections)
             log(f"== {driver}: gunicorn -w {args.workers} + wrk, {args.rounds} rounds")
-            res: dict[str, list[float]] = {"plain": [], "tenancy": []}
-            cpu: dict[str, list[float]] = {"plain": [], "tenancy": []}
-            pg_cpu: dict[str, list[float]] = {"plain": [], "tenancy": []}
             dbs = {"plain": "bench_plain", "tenancy": "bench_tenancy"}
-            for r in range(args.rounds):
-                order = ["plain", "tenancy"] if r % 2 == 0 else ["tenancy", "plain"]
-                for name in order:
-                    rps, w, b = wrk_measured(
-                        servers[name].port,
-                        scripts[name],
-                        args.seconds,
-                        args.connections,
-                        servers[name].workers(),
-                        functools.partial(backend_pids, url, dbs[name]),
-                    )
-                    res[name].append(rps)
-                    cpu[name].append(w + b)
-                    pg_cpu[name].append(b)
+            res, cpu, pg_cpu = wrk_rounds(servers, scripts, dbs, url, args)
             ratio = [t / p for t, p in zip(res["tenancy"], res["plain"], strict=True)]
             mem = {
                 name: sum(anon_kib(p) for p in srv.workers()) // 1024

@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import itertools
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -41,14 +38,13 @@ from _harness import (  # noqa: E402
 )
 from _harness import ensure_database as _ensure_database  # noqa: E402
 from flask_bench import (  # noqa: E402
-    _free_port,
-    _wait_port,
+    ServerProcess,
     _wrk_script,
     backend_pids,
     hosts_for,
-    wrk_measured,
+    wrk,
+    wrk_rounds,
 )
-from flask_bench import wrk as wrk  # noqa: E402
 from quart_apps import fill_plain, fill_tenancy, plain_app, tenancy_app  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from wire_count import WireCounter  # noqa: E402
@@ -154,32 +150,11 @@ def bench_test_client(args: argparse.Namespace, url: str) -> None:
         LOOP.run_until_complete(app.shutdown())
 
 
-class Hypercorn:
+class Hypercorn(ServerProcess):
+    """``hypercorn -w N`` serving one of the factories of quart_apps.py."""
+
     def __init__(self, factory: str, env: dict[str, str], workers: int) -> None:
-        self.port = _free_port()
-        cmd = [
-            sys.executable,
-            "-m",
-            "hypercorn",
-            "-w",
-            str(workers),
-            "-b",
-            f"127.0.0.1:{self.port}",
-            f"quart_apps:{factory}()",
-        ]
-        self.proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=HERE)
-        _wait_port(self.port, self.proc)
-
-    def workers(self) -> list[int]:
-        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        return [int(p) for p in path.read_text().split()]
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        super().__init__(["hypercorn", "-w", str(workers), f"quart_apps:{factory}()"], env, HERE)
 
 
 def bench_server(args: argparse.Namespace, url: str) -> None:
@@ -203,23 +178,8 @@ def bench_server(args: argparse.Namespace, url: str) -> None:
     try:
         for name, srv in servers.items():
             wrk(srv.port, scripts[name], 3, args.connections)
-        res: dict[str, list[float]] = {PLAIN: [], TENANCY: []}
-        cpu: dict[str, list[float]] = {PLAIN: [], TENANCY: []}
-        pg_cpu: dict[str, list[float]] = {PLAIN: [], TENANCY: []}
         dbs = {PLAIN: "bench_quart_plain", TENANCY: "bench_quart_tenancy"}
-        for r in range(args.rounds):
-            for name in [PLAIN, TENANCY] if r % 2 == 0 else [TENANCY, PLAIN]:
-                rps, w, b = wrk_measured(
-                    servers[name].port,
-                    scripts[name],
-                    args.seconds,
-                    args.connections,
-                    servers[name].workers(),
-                    functools.partial(backend_pids, url, dbs[name]),
-                )
-                res[name].append(rps)
-                cpu[name].append(w + b)
-                pg_cpu[name].append(b)
+        res, cpu, pg_cpu = wrk_rounds(servers, scripts, dbs, url, args)
         ratios = sorted(t / p for t, p in zip(res[TENANCY], res[PLAIN], strict=True))
         print(
             f"\n### hypercorn -w {args.workers} + wrk -c{args.connections}, asyncpg, "

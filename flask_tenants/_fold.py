@@ -111,6 +111,13 @@ def set_path_sql(binding: TenantBinding) -> str | None:
     return sql
 
 
+def _raise_if_missing_schema(exc: BaseException, binding: TenantBinding) -> None:
+    """Raise :func:`missing_schema_error` from ``exc`` when ``exc`` is ``binding``'s schema check
+    failing; return otherwise (the caller re-raises ``exc``)."""
+    if _is_missing_schema(exc, binding):
+        raise missing_schema_error(binding) from exc
+
+
 def _is_missing_schema(exc: BaseException, binding: TenantBinding) -> bool:
     """True when ``exc`` is the regnamespace check of ``binding`` failing (SQLSTATE 3F000)."""
     if binding.schema is None:
@@ -216,8 +223,7 @@ def _build_psycopg2() -> Any:
         try:
             cur.execute(pending[0])
         except Exception as exc:
-            if _is_missing_schema(exc, pending[1]):
-                raise missing_schema_error(pending[1]) from exc
+            _raise_if_missing_schema(exc, pending[1])
             raise
         finally:
             cur.close()
@@ -246,8 +252,7 @@ def _build_psycopg2() -> Any:
             try:
                 return super().execute(query, vars)  # type: ignore[misc]
             except Exception as exc:
-                if _is_missing_schema(exc, binding):
-                    raise missing_schema_error(binding) from exc
+                _raise_if_missing_schema(exc, binding)
                 raise
 
         def executemany(self, query: Any, vars_list: Any) -> Any:
@@ -382,8 +387,7 @@ def _build_asyncpg() -> Any:
                         pass
                 if getattr(self, "_top_xact", None) is not None:
                     self._top_xact = None  # else asyncpg takes the next BEGIN for a SAVEPOINT
-                if _is_missing_schema(exc, binding):
-                    raise missing_schema_error(binding) from exc
+                _raise_if_missing_schema(exc, binding)
                 raise
 
     FoldingAsyncpgConnection = _FoldingAsyncpgConnection
