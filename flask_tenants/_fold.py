@@ -35,6 +35,7 @@ one statement through SQLAlchemy when the transaction begins.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -416,9 +417,12 @@ def clear_pending(conn: Connection) -> None:
 # -- dispatch ------------------------------------------------------------------------------------
 
 
-def defer_binding(conn: Connection, binding: TenantBinding) -> bool:
+def defer_binding(
+    conn: Connection, binding: TenantBinding, options: Mapping[str, Any], raw: Any
+) -> bool:
     """Set ``binding`` for the transaction of ``conn`` by a driver fast path, if there is one.
 
+    ``options`` are the connection's execution options and ``raw`` its driver connection.
     Returns False when the caller must run the plain hook. The caller has refused AUTOCOMMIT.
 
     The execution option ``tenants_fast_path`` (on an engine or a connection) chooses: False
@@ -427,18 +431,17 @@ def defer_binding(conn: Connection, binding: TenantBinding) -> bool:
     loggers, tracers and auditors then keep seeing the hook's statement as a statement of its
     own, as with the plain hook.
     """
-    wanted = conn.get_execution_options().get(FAST_PATH_OPTION)
+    wanted = options.get(FAST_PATH_OPTION)
     if wanted is None:
-        dispatch = conn.dispatch
-        if (
-            dispatch.before_cursor_execute
-            or dispatch.after_cursor_execute
-            or getattr(conn, "_echo", False)
-        ):
+        # SQLAlchemy's own gate: without these flags no connection event can fire at all
+        if conn._has_events or conn.engine._has_events:
+            dispatch = conn.dispatch
+            if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
+                return False
+        if getattr(conn, "_echo", False):
             return False
     elif not wanted:
         return False
-    raw: Any = conn.connection.dbapi_connection
     cls = type(raw)
     if FoldingConnection and cls is FoldingConnection:
         sql = set_path_sql(binding)

@@ -238,9 +238,9 @@ class FlaskTenants(TenancyDoor):
     # -- request hooks ----------------------------------------------------------------------
     def _before_request(self) -> None:
         # one context-variable lookup per proxy instead of one per attribute access
-        req: Any = cast(Any, request)._get_current_object()
-        gobj: Any = cast(Any, g)._get_current_object()
-        state = self.state_for(cast(Any, current_app)._get_current_object())
+        req: Any = _current_request()
+        gobj: Any = _current_g()
+        state = self.state_for(_current_app())
         res = self.resolve(req.host, state, req.environ.get(IDENTIFIED_KEY))
         binding = self.request_binding(state, res, req.endpoint)
         gobj.tenant = binding.name
@@ -264,13 +264,13 @@ class FlaskTenants(TenancyDoor):
             # The request's session ends with the request, also when the app context outlives
             # it; otherwise its open transaction (in the tenant's schema) and its tenant pin
             # would serve the code that runs next in that app context.
-            if scoped is not None and scoped.registry.has():
+            session = _take_session(scoped) if scoped is not None else None
+            if session is not None:
                 try:
-                    scoped.remove()
+                    session.close()
                 except DBAPIError as exc:
                     # the server closed the connection (killed, restarted): there is nothing
                     # left to roll back, and the request's answer stands
-                    scoped.registry.clear()
                     if not exc.connection_invalidated:
                         raise
 
@@ -290,6 +290,11 @@ class FlaskTenants(TenancyDoor):
 
     def _configure_migrate(self, app: Flask, **kw: Any) -> None:
         migrate = app.extensions.get("migrate")
+        if getattr(app, "_got_first_request", False):
+            # Extensions are set up before an app serves requests (Flask refuses most setup
+            # after the first one): Migrate(app) has come by now or will not come. Stop
+            # listening, so that app contexts pushed for requests pay nothing for this.
+            appcontext_pushed.disconnect(self._configure_migrate, app)
         if migrate is None:
             return
         state = app.extensions.get(EXTENSION_KEY)
@@ -382,6 +387,26 @@ class FlaskTenants(TenancyDoor):
 
     def current_binding(self) -> TenantBinding | None:
         return current_binding()
+
+
+# the proxies' own accessors, bound once: one context-variable lookup per object per request
+_current_request: Callable[[], Any] = cast(Any, request)._get_current_object
+_current_g: Callable[[], Any] = cast(Any, g)._get_current_object
+_current_app: Callable[[], Flask] = cast(Any, current_app)._get_current_object
+
+
+def _take_session(scoped: scoped_session[Any]) -> Session | None:
+    """Take the current session out of ``scoped``'s registry (``remove()`` without closing),
+    asking the scope function once."""
+    registry: Any = scoped.registry
+    scopefunc = getattr(registry, "scopefunc", None)
+    if scopefunc is None:  # a thread-local registry
+        if not registry.has():
+            return None
+        session: Session = registry()
+        registry.clear()
+        return session
+    return cast("Session | None", registry.registry.pop(scopefunc(), None))
 
 
 def _app_ctx_id() -> int:

@@ -63,20 +63,15 @@ _SET_PATH = text(
 _SET_PUBLIC_PATH = text("SELECT set_config('search_path', :path, true)")
 
 
-def _is_autocommit(conn: Connection) -> bool:
-    if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
-        return True
-    # create_engine(isolation_level="AUTOCOMMIT") is not an execution option: ask the driver's
-    # connection (psycopg2, psycopg 3, asyncpg's adapter and pg8000 all have .autocommit)
-    dbapi = conn.connection.dbapi_connection
-    return bool(getattr(dbapi, "autocommit", False))
-
-
 def apply_binding(conn: Connection, binding: TenantBinding) -> None:
     """Set ``binding``'s search_path for the transaction now open on ``conn``."""
-    if _is_autocommit(conn):
+    options = conn._execution_options
+    raw = conn.connection.dbapi_connection
+    # create_engine(isolation_level="AUTOCOMMIT") is not an execution option: ask the driver's
+    # connection too (psycopg2, psycopg 3, asyncpg's adapter and pg8000 all have .autocommit)
+    if options.get("isolation_level") == "AUTOCOMMIT" or getattr(raw, "autocommit", False):
         raise autocommit_error(binding)
-    if defer_binding(conn, binding):  # psycopg2 / psycopg 3: no round trip of its own
+    if defer_binding(conn, binding, options, raw):  # no round trip of its own
         return
     if binding.schema is None:
         conn.execute(_SET_PUBLIC_PATH, {"path": binding.search_path})

@@ -567,6 +567,43 @@ def test_flask_migrate_handles_public_tables_and_tenants_the_rest(
         db.engine.dispose()
 
 
+def test_the_migrate_hook_stops_listening_once_requests_are_served(fresh_db: str) -> None:
+    """Flask-Migrate is wired at the first app context push (Migrate(app) may come after us);
+    once the app has served a request the hook disconnects, so request contexts pay nothing."""
+    from flask.signals import appcontext_pushed
+    from flask_migrate import Migrate
+
+    from flask_tenants import create_tenancy, db
+    from flask_tenants import init_app as tenants_init_app
+    from tests.sample_app import Domain, Tenant
+
+    def hooked(app: Flask) -> bool:
+        return any(
+            getattr(r, "__name__", "") == "_configure_migrate"
+            for r in appcontext_pushed.receivers_for(app)
+        )
+
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = fresh_db
+    tenants_init_app(app, tenant_model=Tenant, domain_model=Domain)
+    create_tenancy(app, db)
+    Migrate(app, db)  # after flask-tenants: wired at the first push
+    app.add_url_rule("/ping", "ping", lambda: "pong")
+    assert hooked(app)
+    with app.app_context():
+        for model in (Tenant, Domain):
+            model.__table__.create(db.engine)  # type: ignore[attr-defined]
+    assert hooked(app)  # app contexts before the first request: still listening
+    client = app.test_client()
+    assert client.get("/ping", base_url="http://www.example.com").data == b"pong"
+    migrate = app.extensions["migrate"]
+    assert getattr(migrate.configure_args["include_object"], "_flask_tenants", False)
+    assert client.get("/ping", base_url="http://www.example.com").data == b"pong"
+    assert not hooked(app)
+    with app.app_context():
+        db.engine.dispose()
+
+
 # -- a real Ctrl-C on the flask command ---------------------------------------------------------
 
 APP_FILE = """

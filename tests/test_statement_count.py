@@ -338,3 +338,28 @@ def test_the_counter_sees_what_it_should(engine: Engine, wire: WireCounter) -> N
         conn.execute(select(text("1")))
         conn.rollback()
     assert wire.reset().matching("set_config") == 1
+
+
+def test_a_listener_on_one_connection_also_keeps_the_hooks_statement(
+    engine: Engine, wire: WireCounter
+) -> None:
+    """A statement listener on a single Connection (not the engine) is seen as well: that
+    connection's hook statement goes out on its own, the others keep the fast path."""
+    seen: list[str] = []
+
+    def listener(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    with engine.connect() as conn, tenant_context("acme", SHARED):
+        event.listen(conn, "before_cursor_execute", listener)
+        wire.reset()
+        assert items(conn) == ["acme"]
+        conn.rollback()
+        assert "set_config('search_path'" in seen[0] and len(seen) == 2, seen
+        assert wire.reset().round_trips == 4  # BEGIN, the hook, the query, ROLLBACK
+    with engine.connect() as conn, tenant_context("acme", SHARED):
+        wire.reset()
+        assert items(conn) == ["acme"]
+        conn.rollback()
+        assert wire.reset().round_trips == 3
+    assert len(seen) == 2
