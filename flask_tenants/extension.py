@@ -406,7 +406,8 @@ def _take_session(scoped: scoped_session[Any]) -> Session | None:
         session: Session = registry()
         registry.clear()
         return session
-    return cast("Session | None", registry.registry.pop(scopefunc(), None))
+    taken: Session | None = registry.registry.pop(scopefunc(), None)
+    return taken
 
 
 def _app_ctx_id() -> int:

@@ -102,13 +102,26 @@ class RouteMemory:
         self.ext = ext
         self._routes: dict[tuple[Any, ...], str] = {}
         self._version: tuple[int, ...] = ()
+        self._adds = 0
+        self._map = app.url_map
+        # Counting the rules on each request would cost a list of all rules per request on
+        # Werkzeug 3 (Map._rules is built on access): count the additions instead.
+        add = getattr(self._map, "add", None)
+        if callable(add) and hasattr(self._map, "bind_to_environ"):
+
+            def counting_add(*args: Any, **kwargs: Any) -> Any:
+                self._adds += 1
+                return add(*args, **kwargs)
+
+            self._map.add = counting_add
+        else:  # not a werkzeug Map we know: no remembering
+            self._map = None
 
     def _current_version(self) -> tuple[int, ...]:
         """Changes whenever the routes or the blueprint scopes may have changed."""
-        rules = getattr(self.app.url_map, "_rules", None)
-        if rules is None:  # not a werkzeug Map we know: no remembering
+        if self.app.url_map is not self._map:  # replaced (or unknown): no remembering
             return ()
-        return (len(rules), len(self.ext._tenant_bps), len(self.ext._public_bps))
+        return (self._adds + 1, len(self.ext._tenant_bps), len(self.ext._public_bps))
 
     def host_matters(self, state: Any) -> bool:
         """Whether the host must be part of the key for ``state``'s app."""

@@ -114,6 +114,19 @@ def test_public_only_routes_are_404_on_tenant_hosts(app: Flask) -> None:
     assert get(c, "/tenants").json == ["acme", "globex"]
 
 
+def test_routes_added_after_requests_are_routed(app: Flask) -> None:
+    """Routing decisions are remembered per path; a rule added to the URL map later (Flask
+    refuses add_url_rule then, werkzeug's Map.add does not) makes them be taken again."""
+    from werkzeug.routing import Rule
+
+    c = app.test_client()
+    assert get(c, "/late", tenant_url("acme")).status_code == 404
+    assert get(c, "/late", tenant_url("acme")).status_code == 404  # the remembered decision
+    app.view_functions["late"] = lambda: jsonify({"late": g.tenant})
+    app.url_map.add(Rule("/late", endpoint="late"))
+    assert get(c, "/late", tenant_url("acme")).json == {"late": "acme"}
+
+
 def test_static_files_are_served_on_every_host(app: Flask) -> None:
     c = app.test_client()
     for base in (PUBLIC_URL, tenant_url("acme"), "http://localhost"):
