@@ -14,11 +14,12 @@ not, so start-up and warm-up cancel out.
 What makes a count repeat (to ~30k from one run to the next): the requests are made one at a
 time by calling the WSGI / ASGI app directly (no test client or server around it); the
 processes run one after the other (side by side they wait on PostgreSQL differently and the
-drivers' wait loops run more or less often); ``PYTHONHASHSEED`` is fixed per run. The hash
-seed still moves a count by up to ~50k instructions (dict and set layouts), so the figures are the mean over ``--seeds``, with the
-range of the extra cost. The tenancy app runs with ``TENANTS_CACHE_TTL = 3600``: valgrind slows
-the app ~50x, and the fingerprint check, due every 5 s of wall time, would be counted ~50x
-too often (it costs a few ms per process per 5 s; ``flask_bench.py --big`` measures it).
+drivers' wait loops run more or less often); ``PYTHONHASHSEED`` is fixed per run. The hash seed
+still moves a count by up to ~50k instructions (dict and set layouts), so the figures are the
+mean over ``--seeds``, with the range of the extra cost. The tenancy app runs with
+``TENANTS_CACHE_TTL = 3600``: valgrind slows the app ~50x, and the fingerprint check, due every
+5 s of wall time, would be counted ~50x too often (it costs a few ms per process per 5 s;
+``flask_bench.py --big`` measures it).
 
 Not counted: PostgreSQL's side (the backend's extra work per request; see the CPU columns of
 ``flask_bench.py`` / ``quart_bench.py``) and time in the kernel. Debian: ``apt-get install -y
