@@ -363,3 +363,49 @@ def test_a_listener_on_one_connection_also_keeps_the_hooks_statement(
         conn.rollback()
         assert wire.reset().round_trips == 3
     assert len(seen) == 2
+
+
+def test_fast_and_plain_hook_paths_mixed_on_shared_connections_under_threads(
+    engine: Engine, db_url: str
+) -> None:
+    """Threads share a small pool; each transaction takes the fast path or, with a statement
+    listener on its Connection or ``tenants_fast_path=False``, the plain hook, on whichever
+    pooled driver connection it gets. Every read must name the tenant it ran for."""
+    import random
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    eng = create_engine(db_url, pool_size=4, max_overflow=0)
+    install(eng)
+    wrong: list[tuple[str, str, list[str]]] = []
+    paths: dict[str, int] = {"fast": 0, "listener": 0, "option": 0}
+    lock = threading.Lock()
+
+    def listener(*args: Any) -> None:
+        pass
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(60):
+            tenant = rng.choice(("acme", "globex"))
+            path = rng.choice(tuple(paths))
+            target = eng.execution_options(tenants_fast_path=False) if path == "option" else eng
+            with target.connect() as conn, tenant_context(tenant, SHARED):
+                if path == "listener":
+                    event.listen(conn, "before_cursor_execute", listener)
+                for _ in range(rng.randint(1, 2)):  # one or two transactions per checkout
+                    got = items(conn)
+                    if got != [tenant]:
+                        with lock:
+                            wrong.append((tenant, path, got))
+                    conn.commit() if rng.random() < 0.5 else conn.rollback()
+            with lock:
+                paths[path] += 1
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(worker, range(8)))
+    finally:
+        eng.dispose()
+    assert not wrong, wrong[:5]
+    assert all(n > 50 for n in paths.values()), paths

@@ -206,3 +206,48 @@ async def test_a_connection_class_of_your_own_gets_the_plain_hook(
 
 def test_the_folding_class_is_an_asyncpg_connection() -> None:
     assert issubclass(_build_asyncpg(), asyncpg.Connection)
+
+
+async def test_fast_and_plain_hook_paths_mixed_on_shared_connections_under_tasks(
+    fresh_db: str,
+) -> None:
+    """Tasks share a small pool; each checkout takes the fast path or, with a statement
+    listener on its Connection or ``tenants_fast_path=False``, the plain hook, on whichever
+    asyncpg connection it gets. Every read must name the tenant it ran for."""
+    import random
+
+    from sqlalchemy import event
+
+    await make_schemas(fresh_db)
+    eng = create_async_engine(asyncpg_url(fresh_db), pool_size=3, max_overflow=0)
+    install(eng)
+    wrong: list[tuple[str, str, list[str]]] = []
+    paths: dict[str, int] = {"fast": 0, "listener": 0, "option": 0}
+
+    def listener(*args: Any) -> None:
+        pass
+
+    async def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(40):
+            tenant = rng.choice(("acme", "globex"))
+            path = rng.choice(tuple(paths))
+            target = eng.execution_options(tenants_fast_path=False) if path == "option" else eng
+            async with target.connect() as conn:
+                if path == "listener":
+                    event.listen(conn.sync_connection, "before_cursor_execute", listener)
+                with tenant_context(tenant, SHARED):
+                    for _ in range(rng.randint(1, 2)):
+                        got = await items(conn)
+                        if got != [tenant]:
+                            wrong.append((tenant, path, got))
+                        await asyncio.sleep(0)
+                        await (conn.commit() if rng.random() < 0.5 else conn.rollback())
+            paths[path] += 1
+
+    try:
+        await asyncio.gather(*(worker(i) for i in range(10)))
+    finally:
+        await eng.dispose()
+    assert not wrong, wrong[:5]
+    assert all(n > 50 for n in paths.values()), paths
