@@ -121,7 +121,7 @@ class RouteMemory:
         """Changes whenever the routes or the blueprint scopes may have changed."""
         if self.app.url_map is not self._map:  # replaced (or unknown): no remembering
             return ()
-        return (self._adds + 1, len(self.ext._tenant_bps), len(self.ext._public_bps))
+        return (self._adds, len(self.ext._tenant_bps), len(self.ext._public_bps))
 
     def host_matters(self, state: Any) -> bool:
         """Whether the host must be part of the key for ``state``'s app."""
